@@ -1,0 +1,9 @@
+/* libgoop umbrella header. */
+#ifndef GOOP_GOOP_H
+#define GOOP_GOOP_H
+#include <goop/common.h>
+#include <goop/version.h>
+#include <goop/features.h>
+#include <goop/identity.h>
+#include <goop/config.h>
+#endif
