@@ -42,53 +42,53 @@ typedef uint64_t goop_tstamp;
  * (GOOP_ECONNREFUSED == -ECONNREFUSED); libgoop's own codes are <= -1000 and
  * are never renumbered. The table is append-only.
  */
-#define GOOP_ERRNO_MAP(XX)                                                   \
-  XX(EPERM, -EPERM, "operation not permitted")                              \
-  XX(ENOENT, -ENOENT, "no such file or directory")                          \
-  XX(EIO, -EIO, "i/o error")                                                \
-  XX(EAGAIN, -EAGAIN, "resource temporarily unavailable")                   \
-  XX(ENOMEM, -ENOMEM, "out of memory")                                      \
-  XX(EACCES, -EACCES, "permission denied")                                  \
-  XX(EBUSY, -EBUSY, "resource busy")                                        \
-  XX(EEXIST, -EEXIST, "already exists")                                     \
-  XX(ENOTDIR, -ENOTDIR, "not a directory")                                  \
-  XX(EISDIR, -EISDIR, "is a directory")                                     \
-  XX(EINVAL, -EINVAL, "invalid argument")                                   \
-  XX(ENOSPC, -ENOSPC, "no space left on device")                            \
-  XX(EPIPE, -EPIPE, "broken pipe")                                          \
-  XX(ENAMETOOLONG, -ENAMETOOLONG, "name too long")                          \
-  XX(ELOOP, -ELOOP, "too many symbolic links")                              \
-  XX(EPROTO, -EPROTO, "protocol error")                                     \
-  XX(EMSGSIZE, -EMSGSIZE, "message too long")                               \
-  XX(EOVERFLOW, -EOVERFLOW, "value too large")                              \
-  XX(ENOTSUP, -ENOTSUP, "operation not supported")                          \
-  XX(EADDRINUSE, -EADDRINUSE, "address already in use")                     \
-  XX(EADDRNOTAVAIL, -EADDRNOTAVAIL, "address not available")                \
-  XX(ENETUNREACH, -ENETUNREACH, "network is unreachable")                   \
-  XX(ECONNABORTED, -ECONNABORTED, "connection aborted")                     \
-  XX(ECONNRESET, -ECONNRESET, "connection reset by peer")                   \
-  XX(ENOTCONN, -ENOTCONN, "not connected")                                  \
-  XX(ETIMEDOUT, -ETIMEDOUT, "timed out")                                    \
-  XX(ECONNREFUSED, -ECONNREFUSED, "connection refused")                     \
-  XX(EHOSTUNREACH, -EHOSTUNREACH, "host is unreachable")                    \
-  XX(EALREADY, -EALREADY, "operation already in progress")                  \
-  XX(ECANCELED, -ECANCELED, "operation canceled")                           \
-  XX(EPARSE, -1000, "malformed input")                                      \
-  XX(EBADSIG, -1001, "signature verification failed")                       \
-  XX(EPEERID, -1002, "peer ID mismatch")                                    \
-  XX(EKEYTYPE, -1003, "unsupported key type")                               \
-  XX(ECONFIG, -1004, "invalid configuration")                               \
-  XX(ECALLBACK, -1005, "user callback failed")                              \
-  XX(ECRYPTO, -1006, "cryptographic library failure")                       \
-  XX(ELIMIT, -1007, "limit reached")                                        \
-  XX(ENEGOTIATION, -1008, "protocol negotiation failed")                    \
-  XX(ERESET, -1009, "stream reset")                                         \
-  XX(ECLOSED, -1010, "closed")                                              \
-  XX(EDB, -1011, "database error")                                          \
-  XX(ETRUNCATED, -1012, "truncated input")                                  \
-  XX(EFORBIDDEN, -1013, "forbidden")                                        \
-  XX(ESTATE, -1014, "invalid state for this operation")                     \
-  XX(ENOADDR, -1015, "no known address for peer")                           \
+#define GOOP_ERRNO_MAP(XX)                                                                                   \
+  XX(EPERM, -EPERM, "operation not permitted")                                                               \
+  XX(ENOENT, -ENOENT, "no such file or directory")                                                           \
+  XX(EIO, -EIO, "i/o error")                                                                                 \
+  XX(EAGAIN, -EAGAIN, "resource temporarily unavailable")                                                    \
+  XX(ENOMEM, -ENOMEM, "out of memory")                                                                       \
+  XX(EACCES, -EACCES, "permission denied")                                                                   \
+  XX(EBUSY, -EBUSY, "resource busy")                                                                         \
+  XX(EEXIST, -EEXIST, "already exists")                                                                      \
+  XX(ENOTDIR, -ENOTDIR, "not a directory")                                                                   \
+  XX(EISDIR, -EISDIR, "is a directory")                                                                      \
+  XX(EINVAL, -EINVAL, "invalid argument")                                                                    \
+  XX(ENOSPC, -ENOSPC, "no space left on device")                                                             \
+  XX(EPIPE, -EPIPE, "broken pipe")                                                                           \
+  XX(ENAMETOOLONG, -ENAMETOOLONG, "name too long")                                                           \
+  XX(ELOOP, -ELOOP, "too many symbolic links")                                                               \
+  XX(EPROTO, -EPROTO, "protocol error")                                                                      \
+  XX(EMSGSIZE, -EMSGSIZE, "message too long")                                                                \
+  XX(EOVERFLOW, -EOVERFLOW, "value too large")                                                               \
+  XX(ENOTSUP, -ENOTSUP, "operation not supported")                                                           \
+  XX(EADDRINUSE, -EADDRINUSE, "address already in use")                                                      \
+  XX(EADDRNOTAVAIL, -EADDRNOTAVAIL, "address not available")                                                 \
+  XX(ENETUNREACH, -ENETUNREACH, "network is unreachable")                                                    \
+  XX(ECONNABORTED, -ECONNABORTED, "connection aborted")                                                      \
+  XX(ECONNRESET, -ECONNRESET, "connection reset by peer")                                                    \
+  XX(ENOTCONN, -ENOTCONN, "not connected")                                                                   \
+  XX(ETIMEDOUT, -ETIMEDOUT, "timed out")                                                                     \
+  XX(ECONNREFUSED, -ECONNREFUSED, "connection refused")                                                      \
+  XX(EHOSTUNREACH, -EHOSTUNREACH, "host is unreachable")                                                     \
+  XX(EALREADY, -EALREADY, "operation already in progress")                                                   \
+  XX(ECANCELED, -ECANCELED, "operation canceled")                                                            \
+  XX(EPARSE, -1000, "malformed input")                                                                       \
+  XX(EBADSIG, -1001, "signature verification failed")                                                        \
+  XX(EPEERID, -1002, "peer ID mismatch")                                                                     \
+  XX(EKEYTYPE, -1003, "unsupported key type")                                                                \
+  XX(ECONFIG, -1004, "invalid configuration")                                                                \
+  XX(ECALLBACK, -1005, "user callback failed")                                                               \
+  XX(ECRYPTO, -1006, "cryptographic library failure")                                                        \
+  XX(ELIMIT, -1007, "limit reached")                                                                         \
+  XX(ENEGOTIATION, -1008, "protocol negotiation failed")                                                     \
+  XX(ERESET, -1009, "stream reset")                                                                          \
+  XX(ECLOSED, -1010, "closed")                                                                               \
+  XX(EDB, -1011, "database error")                                                                           \
+  XX(ETRUNCATED, -1012, "truncated input")                                                                   \
+  XX(EFORBIDDEN, -1013, "forbidden")                                                                         \
+  XX(ESTATE, -1014, "invalid state for this operation")                                                      \
+  XX(ENOADDR, -1015, "no known address for peer")                                                            \
   XX(EGOAWAY, -1016, "connection is going away")
 
 enum goop_status {

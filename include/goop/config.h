@@ -45,8 +45,8 @@ GOOP_API int goop_config_parse(const char *json, size_t len, const char *base_di
  * GOOP_EIO for the file; |errbuf| names the file. The directory of |path| is
  * the base for relative paths. Since: 0.1
  */
-GOOP_API int goop_config_load(const char *path, goop_config **ret, char *errbuf, size_t errbuf_len)
-    GOOP_WARN_UNUSED_RESULT;
+GOOP_API int goop_config_load(const char *path, goop_config **ret, char *errbuf,
+                              size_t errbuf_len) GOOP_WARN_UNUSED_RESULT;
 
 /**
  * Load |path|, or if it does not exist write the defaults there (2-space
@@ -57,8 +57,8 @@ GOOP_API int goop_config_ensure(const char *path, goop_config **ret, bool *ret_c
                                 size_t errbuf_len) GOOP_WARN_UNUSED_RESULT;
 
 /** Validate and write |cfg| to |path| atomically (2-space JSON, all keys). Since: 0.1 */
-GOOP_API int goop_config_save(const goop_config *cfg, const char *path, char *errbuf, size_t errbuf_len)
-    GOOP_WARN_UNUSED_RESULT;
+GOOP_API int goop_config_save(const goop_config *cfg, const char *path, char *errbuf,
+                              size_t errbuf_len) GOOP_WARN_UNUSED_RESULT;
 
 /**
  * Check every rule of goop.json(5) in its documented order. Returns 0 or
@@ -90,7 +90,8 @@ GOOP_API size_t goop_config_get_strv_len(const goop_config *cfg, const char *key
 /** The |i|-th string of a string-array key (NULL past the end). Borrowed. Since: 0.1 */
 GOOP_API const char *goop_config_get_strv(const goop_config *cfg, const char *key, size_t i);
 
-/** Setters; they do not validate (call goop_config_validate()). GOOP_EINVAL on a wrong key/type. Since: 0.1 */
+/** Setters; they do not validate (call goop_config_validate()). GOOP_EINVAL on a wrong key/type. Since: 0.1
+ */
 GOOP_API int goop_config_set_string(goop_config *cfg, const char *key, const char *value);
 GOOP_API int goop_config_set_int(goop_config *cfg, const char *key, int64_t value);
 GOOP_API int goop_config_set_bool(goop_config *cfg, const char *key, bool value);
@@ -125,8 +126,8 @@ enum goop_peer_dir_created {
  * error and is never replaced. |errbuf| says what to fix. Since: 0.1
  */
 GOOP_API int goop_peer_dir_open(const char *dir, goop_config **ret_cfg, goop_identity **ret_id,
-                                unsigned *ret_created, char *errbuf, size_t errbuf_len)
-    GOOP_WARN_UNUSED_RESULT GOOP_NONNULL(1);
+                                unsigned *ret_created, char *errbuf,
+                                size_t errbuf_len) GOOP_WARN_UNUSED_RESULT GOOP_NONNULL(1);
 
 #ifdef __cplusplus
 }

@@ -2,8 +2,8 @@
 #ifndef GOOP_GOOP_H
 #define GOOP_GOOP_H
 #include <goop/common.h>
-#include <goop/version.h>
+#include <goop/config.h>
 #include <goop/features.h>
 #include <goop/identity.h>
-#include <goop/config.h>
+#include <goop/version.h>
 #endif

@@ -64,8 +64,8 @@ GOOP_API int goop_identity_generate(goop_identity **ret) GOOP_WARN_UNUSED_RESULT
  * that the public half matches the seed. Other key types → GOOP_EKEYTYPE;
  * malformed → GOOP_EPARSE. Since: 0.1
  */
-GOOP_API int goop_identity_from_bytes(const uint8_t *buf, size_t len, goop_identity **ret)
-    GOOP_WARN_UNUSED_RESULT;
+GOOP_API int goop_identity_from_bytes(const uint8_t *buf, size_t len,
+                                      goop_identity **ret) GOOP_WARN_UNUSED_RESULT;
 
 /**
  * Serialize to the 68-byte PrivateKey protobuf. |out| must hold
@@ -79,16 +79,16 @@ GOOP_API void goop_identity_to_bytes(const goop_identity *id, uint8_t out[GOOP_E
  * GOOP_EIO, GOOP_EPARSE or GOOP_EKEYTYPE and writes a message naming |path|
  * to |errbuf| (if not NULL). A bad file is never modified. Since: 0.1
  */
-GOOP_API int goop_identity_load(const char *path, goop_identity **ret, char *errbuf, size_t errbuf_len)
-    GOOP_WARN_UNUSED_RESULT;
+GOOP_API int goop_identity_load(const char *path, goop_identity **ret, char *errbuf,
+                                size_t errbuf_len) GOOP_WARN_UNUSED_RESULT;
 
 /**
  * Write the key file atomically (temporary file + fsync + rename): the parent
  * directory is created with mode 0700 if missing, the file has mode 0600.
  * Returns 0 or a negative errno-style code, with a message in |errbuf|. Since: 0.1
  */
-GOOP_API int goop_identity_save(const goop_identity *id, const char *path, char *errbuf, size_t errbuf_len)
-    GOOP_WARN_UNUSED_RESULT;
+GOOP_API int goop_identity_save(const goop_identity *id, const char *path, char *errbuf,
+                                size_t errbuf_len) GOOP_WARN_UNUSED_RESULT;
 
 /**
  * Load |path| if it exists, otherwise generate and save a new identity.
@@ -150,8 +150,8 @@ GOOP_API int goop_pubkey_to_peer_id(const uint8_t *pubkey_pb, size_t pubkey_len,
 GOOP_API int goop_peer_id_from_string(const char *text, goop_peer_id *ret) GOOP_WARN_UNUSED_RESULT;
 
 /** Validate raw multihash bytes as a Peer ID and copy them into |*ret|. Since: 0.1 */
-GOOP_API int goop_peer_id_from_bytes(const uint8_t *buf, size_t len, goop_peer_id *ret)
-    GOOP_WARN_UNUSED_RESULT;
+GOOP_API int goop_peer_id_from_bytes(const uint8_t *buf, size_t len,
+                                     goop_peer_id *ret) GOOP_WARN_UNUSED_RESULT;
 
 /**
  * Write the base58btc text form (`12D3KooW…`) into |buf| (NUL-terminated).

@@ -18,7 +18,9 @@ int goop_ctx_new(struct event_base *base, goop_ctx **ret) {
   return 0;
 }
 
-void goop_ctx_free(goop_ctx *ctx) { free(ctx); }
+void goop_ctx_free(goop_ctx *ctx) {
+  free(ctx);
+}
 
 struct event_base *goop_ctx_get_base(const goop_ctx *ctx) {
   goop_return_val_if_fail(ctx != NULL, NULL);
@@ -72,11 +74,15 @@ goop_tstamp goop__now_us(void) {
   return (goop_tstamp)ts.tv_sec * 1000000u + (goop_tstamp)ts.tv_nsec / 1000u;
 }
 
-int goop__memeq_ct(const void *a, const void *b, size_t len) { return CRYPTO_memcmp(a, b, len); }
+int goop__memeq_ct(const void *a, const void *b, size_t len) {
+  return CRYPTO_memcmp(a, b, len);
+}
 
 void goop__wipe(void *p, size_t len) {
   if (p && len)
     OPENSSL_cleanse(p, len);
 }
 
-char *goop__strdup(const char *s) { return s ? strdup(s) : NULL; }
+char *goop__strdup(const char *s) {
+  return s ? strdup(s) : NULL;
+}

@@ -6,8 +6,8 @@ const char *goop_strerror(int err) {
   switch (err) {
   case GOOP_OK:
     return "success";
-#define GOOP__XX(name, val, msg)                                                             \
-  case (val):                                                                                \
+#define GOOP__XX(name, val, msg)                                                                             \
+  case (val):                                                                                                \
     return msg;
     GOOP_ERRNO_MAP(GOOP__XX)
 #undef GOOP__XX
@@ -20,8 +20,8 @@ const char *goop_err_name(int err) {
   switch (err) {
   case GOOP_OK:
     return "GOOP_OK";
-#define GOOP__XX(name, val, msg)                                                             \
-  case (val):                                                                                \
+#define GOOP__XX(name, val, msg)                                                                             \
+  case (val):                                                                                                \
     return "GOOP_" #name;
     GOOP_ERRNO_MAP(GOOP__XX)
 #undef GOOP__XX
@@ -32,8 +32,8 @@ const char *goop_err_name(int err) {
 
 int goop__from_errno(int e) {
   switch (-e) {
-#define GOOP__XX(name, val, msg)                                                             \
-  case (val):                                                                                \
+#define GOOP__XX(name, val, msg)                                                                             \
+  case (val):                                                                                                \
     return (val);
     GOOP_ERRNO_MAP(GOOP__XX)
 #undef GOOP__XX

@@ -19,10 +19,10 @@
 #endif
 
 /* Soft argument check for public functions. */
-#define goop_return_val_if_fail(expr, val)                                                   \
-  do {                                                                                       \
-    if (goop_unlikely(!(expr)))                                                              \
-      return (val);                                                                          \
+#define goop_return_val_if_fail(expr, val)                                                                   \
+  do {                                                                                                       \
+    if (goop_unlikely(!(expr)))                                                                              \
+      return (val);                                                                                          \
   } while (0)
 
 struct goop_ctx {

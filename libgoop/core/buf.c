@@ -5,7 +5,9 @@
 
 #include "../common/internal.h"
 
-void goop_buf_init(goop_buf *b, size_t max) { *b = (goop_buf){.max = max}; }
+void goop_buf_init(goop_buf *b, size_t max) {
+  *b = (goop_buf){.max = max};
+}
 
 void goop_buf_free(goop_buf *b) {
   free(b->data);
@@ -13,7 +15,9 @@ void goop_buf_free(goop_buf *b) {
   b->len = b->cap = 0;
 }
 
-void goop_buf_reset(goop_buf *b) { b->len = 0; }
+void goop_buf_reset(goop_buf *b) {
+  b->len = 0;
+}
 
 int goop_buf_reserve(goop_buf *b, size_t extra) {
   size_t max = b->max ? b->max : SIZE_MAX;
@@ -46,9 +50,13 @@ int goop_buf_append(goop_buf *b, const void *data, size_t len) {
   return 0;
 }
 
-int goop_buf_append_byte(goop_buf *b, uint8_t c) { return goop_buf_append(b, &c, 1); }
+int goop_buf_append_byte(goop_buf *b, uint8_t c) {
+  return goop_buf_append(b, &c, 1);
+}
 
-int goop_buf_append_str(goop_buf *b, const char *s) { return goop_buf_append(b, s, strlen(s)); }
+int goop_buf_append_str(goop_buf *b, const char *s) {
+  return goop_buf_append(b, s, strlen(s));
+}
 
 void goop_buf_consume(goop_buf *b, size_t n) {
   if (n >= b->len) {

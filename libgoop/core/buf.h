@@ -13,7 +13,7 @@ typedef struct goop_buf {
 } goop_buf;
 
 void goop_buf_init(goop_buf *b, size_t max);
-void goop_buf_free(goop_buf *b); /* frees storage, keeps max; buffer is reusable */
+void goop_buf_free(goop_buf *b);  /* frees storage, keeps max; buffer is reusable */
 void goop_buf_reset(goop_buf *b); /* len = 0, keep storage */
 /* Make room for |extra| more bytes. Returns 0, GOOP_ENOMEM, or GOOP_ELIMIT if max would be passed. */
 int goop_buf_reserve(goop_buf *b, size_t extra);

@@ -22,9 +22,9 @@ typedef struct goop_pb_reader {
 typedef struct goop_pb_field {
   uint32_t num;
   enum goop_pb_wire wire;
-  uint64_t u64;         /* VARINT, I64, I32 values */
-  const uint8_t *data;  /* LEN: points into the input */
-  size_t len;           /* LEN: length */
+  uint64_t u64;        /* VARINT, I64, I32 values */
+  const uint8_t *data; /* LEN: points into the input */
+  size_t len;          /* LEN: length */
 } goop_pb_field;
 
 void goop_pb_reader_init(goop_pb_reader *r, const uint8_t *buf, size_t len);

@@ -29,29 +29,28 @@ static inline void tap__ok(int ok, const char *file, int line, const char *expr)
 }
 
 #define CHECK(expr) tap__ok(!!(expr), __FILE__, __LINE__, #expr)
-#define CHECK_INT_EQ(a, b)                                                                   \
-  do {                                                                                       \
-    long long tap_a_ = (long long)(a), tap_b_ = (long long)(b);                              \
-    tap__ok(tap_a_ == tap_b_, __FILE__, __LINE__, #a " == " #b);                             \
-    if (tap_a_ != tap_b_)                                                                    \
-      printf("#   got %lld, want %lld\n", tap_a_, tap_b_);                                   \
+#define CHECK_INT_EQ(a, b)                                                                                   \
+  do {                                                                                                       \
+    long long tap_a_ = (long long)(a), tap_b_ = (long long)(b);                                              \
+    tap__ok(tap_a_ == tap_b_, __FILE__, __LINE__, #a " == " #b);                                             \
+    if (tap_a_ != tap_b_)                                                                                    \
+      printf("#   got %lld, want %lld\n", tap_a_, tap_b_);                                                   \
   } while (0)
-#define CHECK_STR_EQ(a, b)                                                                   \
-  do {                                                                                       \
-    const char *tap_a_ = (a), *tap_b_ = (b);                                                 \
-    int tap_ok_ = tap_a_ && tap_b_ && strcmp(tap_a_, tap_b_) == 0;                           \
-    tap__ok(tap_ok_, __FILE__, __LINE__, #a " == " #b);                                      \
-    if (!tap_ok_)                                                                            \
-      printf("#   got \"%s\", want \"%s\"\n", tap_a_ ? tap_a_ : "(null)",                    \
-             tap_b_ ? tap_b_ : "(null)");                                                    \
+#define CHECK_STR_EQ(a, b)                                                                                   \
+  do {                                                                                                       \
+    const char *tap_a_ = (a), *tap_b_ = (b);                                                                 \
+    int tap_ok_ = tap_a_ && tap_b_ && strcmp(tap_a_, tap_b_) == 0;                                           \
+    tap__ok(tap_ok_, __FILE__, __LINE__, #a " == " #b);                                                      \
+    if (!tap_ok_)                                                                                            \
+      printf("#   got \"%s\", want \"%s\"\n", tap_a_ ? tap_a_ : "(null)", tap_b_ ? tap_b_ : "(null)");       \
   } while (0)
 #define CHECK_MEM_EQ(a, b, n) tap__ok(memcmp((a), (b), (n)) == 0, __FILE__, __LINE__, #a " == " #b)
 
-#define RUN(fn)                                                                              \
-  do {                                                                                       \
-    tap__cur = #fn;                                                                          \
-    printf("# %s\n", #fn);                                                                   \
-    fn();                                                                                    \
+#define RUN(fn)                                                                                              \
+  do {                                                                                                       \
+    tap__cur = #fn;                                                                                          \
+    printf("# %s\n", #fn);                                                                                   \
+    fn();                                                                                                    \
   } while (0)
 
 static inline int tap_done(void) {
@@ -68,8 +67,10 @@ static inline uint8_t *tap_unhex(const char *hex, size_t *ret_len) {
   int hi = -1;
   for (size_t i = 0; i < n; i++) {
     char c = hex[i];
-    int v = (c >= '0' && c <= '9') ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10
-          : (c >= 'A' && c <= 'F') ? c - 'A' + 10 : -1;
+    int v = (c >= '0' && c <= '9')   ? c - '0'
+            : (c >= 'a' && c <= 'f') ? c - 'a' + 10
+            : (c >= 'A' && c <= 'F') ? c - 'A' + 10
+                                     : -1;
     if (v < 0)
       continue;
     if (hi < 0) {
