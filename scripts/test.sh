@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The one command that runs every test CI runs:
+#   1. a -Dwerror=true build (-Wall -Wextra) running the unit, meta, fuzz-regress,
+#      integration and interop suites;
+#   2. an ASan/UBSan build running the unit, fuzz-regress and integration suites
+#      (halt on the first error);
+#   3. the clang-format check.
+# Installs missing Debian packages and the pinned npm packages first.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+scripts/install-deps.sh || { echo "dependency installation failed"; exit 1; }
+
+pass=0; fail=0; failed=()
+step() { # name, command...
+  local name=$1; shift
+  echo "=== $name"
+  if "$@"; then pass=$((pass + 1)); echo "=== $name: ok"
+  else fail=$((fail + 1)); failed+=("$name"); echo "=== $name: FAILED"; fi
+}
+
+if [ -f tests/interop/package-lock.json ]; then
+  step "npm ci (interop)" bash -c "cd tests/interop && npm ci --no-audit --no-fund --loglevel=error"
+fi
+
+B=build-test
+step "setup werror build" bash -c "rm -rf $B && meson setup $B -Dwerror=true -Dbuildtype=debugoptimized >/dev/null"
+step "build werror" ninja -C $B
+step "tests (werror build)" meson test -C $B --print-errorlogs --num-processes 2 \
+  --suite unit --suite meta --suite fuzz-regress --suite integration --suite interop
+
+A=build-asan
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+step "setup asan build" bash -c "rm -rf $A && meson setup $A -Db_sanitize=address,undefined -Db_lundef=false -Dman-pages=disabled -Dexamples=false >/dev/null"
+step "build asan" ninja -C $A
+step "tests (asan build)" meson test -C $A --print-errorlogs --num-processes 2 \
+  --suite unit --suite fuzz-regress --suite integration
+
+step "clang-format" bash -c "git ls-files '*.c' '*.h' '*.h.in' | grep -v '\.in$' | xargs clang-format --dry-run -Werror"
+
+echo
+for f in "${failed[@]}"; do echo "failed step: $f"; done
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
