@@ -28,10 +28,14 @@ typedef struct goop_pb_field {
 } goop_pb_field;
 
 void goop_pb_reader_init(goop_pb_reader *r, const uint8_t *buf, size_t len);
-/* Returns 1 with a field, 0 at clean end of input, GOOP_EPARSE on malformed input. */
+/* Returns 1 with a field, 0 at clean end of input, GOOP_EPARSE on malformed input
+ * (wire type 3/4/6/7, field number 0 or > 2^29-1, bad or truncated varint,
+ * truncated fixed field, LEN past the end); the reader is then left unchanged. */
 int goop_pb_next(goop_pb_reader *r, goop_pb_field *f);
 
-/* Writers append one field. Return 0 or GOOP_ENOMEM/GOOP_ELIMIT. */
+/* Writers append one field (all or nothing). Return 0 or GOOP_ENOMEM/GOOP_ELIMIT;
+ * GOOP_EINVAL for a field number outside 1..2^29-1 or a varint value >= 2^63
+ * (the reader accepts at most 9-byte varints, see varint.h). */
 int goop_pb_put_varint(goop_buf *b, uint32_t num, uint64_t v);
 int goop_pb_put_bool(goop_buf *b, uint32_t num, bool v);
 int goop_pb_put_bytes(goop_buf *b, uint32_t num, const void *data, size_t len);
