@@ -36,8 +36,12 @@
 
 /* Maximum binary multiaddr size we handle. */
 #define GOOP_MA_MAX 1024
-/* Maximum text multiaddr size we handle (with NUL). */
-#define GOOP_MA_STR_MAX 2048
+/*
+ * Maximum text multiaddr size we handle (with NUL). Large enough for the text
+ * of any valid binary multiaddr of GOOP_MA_MAX bytes (the densest case is a
+ * run of value-less two-byte codes such as /webtransport: 6.5 chars a byte).
+ */
+#define GOOP_MA_STR_MAX 8192
 
 typedef struct goop_ma_component {
   uint64_t code;
@@ -45,11 +49,17 @@ typedef struct goop_ma_component {
   size_t value_len;
 } goop_ma_component;
 
-/* Text → binary, appended to |out|. 0 or GOOP_EPARSE (GOOP_ENOMEM). */
+/*
+ * Text → binary, appended to |out| (nothing appended on failure). 0 or
+ * GOOP_EPARSE (also for text >= GOOP_MA_STR_MAX or a result > GOOP_MA_MAX),
+ * or an error of goop_buf_append (GOOP_ENOMEM, GOOP_ELIMIT).
+ */
 int goop_ma_from_string(const char *text, goop_buf *out);
-/* Binary → text. Returns length, GOOP_EPARSE, or GOOP_EINVAL (|out_len| small). */
+/* Binary → text (NUL-terminated). Returns length, GOOP_EPARSE, or GOOP_EINVAL
+ * (|out_len| small; GOOP_MA_STR_MAX is always enough). ip6 is printed in RFC
+ * 5952 form, p2p as base58btc, certhash as multibase base64url ('u'). */
 int goop_ma_to_string(const uint8_t *ma, size_t len, char *out, size_t out_len);
-/* Validate a whole binary multiaddr. 0 or GOOP_EPARSE. */
+/* Validate a whole binary multiaddr (non-empty, <= GOOP_MA_MAX). 0 or GOOP_EPARSE. */
 int goop_ma_validate(const uint8_t *ma, size_t len);
 /*
  * Iterate components: |*off| starts at 0. Returns 1 with a component, 0 at
