@@ -488,10 +488,11 @@ async function main () {
       maxIncomingPendingConnections: 100
     },
     services: {
-      identify: identify(opts.agent != null ? { agentVersion: opts.agent } : {}),
+      identify: identify({ maxInboundStreams: 8, maxOutboundStreams: 8 }),
       ping: ping()
     }
   }
+  if (opts.agent != null) config.nodeInfo = { userAgent: opts.agent }
   if (opts.key != null) config.privateKey = privateKeyFromProtobuf(Buffer.from(opts.key, 'hex'))
 
   const node = await createLibp2p(config)

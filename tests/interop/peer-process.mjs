@@ -8,9 +8,11 @@ import { fileURLToPath } from 'node:url'
 const here = dirname(fileURLToPath(import.meta.url))
 
 export class PeerProcess {
-  constructor (name, args = []) {
+  // opts.wrapper: start through js-peer.sh (as the C tests do) instead of node directly
+  constructor (name, args = [], opts = {}) {
     this.name = name
     this.args = args
+    this.wrapper = opts.wrapper === true
     this.nextId = 1
     this.waiting = new Map()
     this.events = []
@@ -19,7 +21,10 @@ export class PeerProcess {
 
   // Resolves with the 'listening' event.
   start (timeoutMs = 30_000) {
-    this.child = spawn(process.execPath, ['--import', join(here, 'polyfill.mjs'), join(here, 'js-peer.mjs'), ...this.args], {
+    const [cmd, argv] = this.wrapper
+      ? [join(here, 'js-peer.sh'), this.args]
+      : [process.execPath, ['--import', join(here, 'polyfill.mjs'), join(here, 'js-peer.mjs'), ...this.args]]
+    this.child = spawn(cmd, argv, {
       cwd: here,
       stdio: ['pipe', 'pipe', 'pipe']
     })

@@ -1,10 +1,14 @@
 // Runs the interop harness js<->js: two js-peer processes, every command between them.
 // Prints one line per step with its time, then 'N passed, N failed'; exit status 1 on failure.
+import { readFileSync } from 'node:fs'
 import { PeerProcess } from './peer-process.mjs'
 
 const MiB = 1024 * 1024
 const a = new PeerProcess('peer-a', ['--listen', '/ip4/127.0.0.1/tcp/0'])
 const b = new PeerProcess('peer-b', ['--listen', '/ip4/127.0.0.1/tcp/0'])
+const keys = JSON.parse(readFileSync(new URL('../data/js-keys.json', import.meta.url), 'utf8'))
+const fixed = keys.ed25519[0]
+const c = new PeerProcess('peer-c', ['--listen', '/ip4/127.0.0.1/tcp/0', '--key', fixed.private_pb_hex, '--agent', 'goop-selftest'], { wrapper: true })
 let passed = 0
 let failed = 0
 
@@ -119,6 +123,17 @@ try {
     ])
     rs.forEach(need)
   })
+  await step('fixed key (--key) through js-peer.sh', async () => {
+    const ic = await c.start()
+    if (ic.peer_id !== fixed.peer_id) throw new Error(`peer id ${ic.peer_id}, want ${fixed.peer_id}`)
+    const r = need(await a.cmd({ cmd: 'dial', addr: ic.addrs[0] }))
+    if (r.peer_id !== fixed.peer_id) throw new Error(`dialled ${r.peer_id}`)
+    const id = need(await a.cmd({ cmd: 'identify', peer_id: fixed.peer_id }))
+    if (id.agent !== 'goop-selftest') throw new Error(`agent ${id.agent}`)
+    need(await a.cmd({ cmd: 'hangup', peer_id: fixed.peer_id }))
+    const ex = await c.stop()
+    if (ex.code !== 0) throw new Error(`exit ${JSON.stringify(ex)}`)
+  })
   await step('error reply: unknown command', async () => {
     const r = await a.cmd({ cmd: 'nonsense' })
     if (r.ok !== false || typeof r.error !== 'string') throw new Error(JSON.stringify(r))
@@ -128,7 +143,7 @@ try {
     if (r.ok !== false) throw new Error(JSON.stringify(r))
   })
   await step('no handler errors', async () => {
-    const bad = [...a.events, ...b.events].filter((e) => e.event === 'handler_error' || e.event === 'error' || e.event === 'garbage')
+    const bad = [...a.events, ...b.events, ...c.events].filter((e) => e.event === 'handler_error' || e.event === 'error' || e.event === 'garbage')
     if (bad.length > 0) throw new Error(JSON.stringify(bad.slice(0, 3)))
   })
   await step('clean exit', async () => {
@@ -139,7 +154,7 @@ try {
   failed++
   console.log(`FAIL harness: ${err.message}`)
 } finally {
-  for (const p of [a, b]) {
+  for (const p of [a, b, c]) {
     if (p.child != null && p.exited == null) p.child.kill('SIGKILL')
     if (p.stderr) process.stderr.write(`--- ${p.name} stderr ---\n${p.stderr}`)
   }

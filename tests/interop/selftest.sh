@@ -3,8 +3,8 @@
 # them. Needs node >= 20 and npm; installs the pinned packages (npm ci) if they are missing.
 # Prints one line per step with its time and ends with 'N passed, N failed'.
 set -euo pipefail
-cd "$(dirname "$0")"
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
-  npm ci --no-audit --no-fund --loglevel=error >&2
-fi
+here="$(cd "$(dirname "$0")" && pwd)"
+. "$here/npm-ensure.sh"
+goop_interop_npm_ensure "$here"
+cd "$here"
 exec node --import ./polyfill.mjs selftest.mjs "$@"
