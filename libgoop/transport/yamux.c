@@ -20,7 +20,8 @@ struct ystream {
   bool unacked;   /* outbound: SYN sent, no ACK seen yet */
   bool local_fin;
   bool remote_fin;
-  bool dead; /* removed from the table */
+  bool rst_recv; /* the peer reset it: on_stream_reset is running */
+  bool dead;     /* removed from the table */
 };
 
 struct goop_yamux {
@@ -428,6 +429,8 @@ int goop_yamux_reset(goop_yamux *y, uint32_t id, uint32_t code) {
   struct ystream *st = lookup(y, id);
   if (!st)
     return GOOP_ECLOSED;
+  if (st->rst_recv)
+    return 0; /* never answer RST with RST; freed after on_stream_reset */
   int rc = emit_stream_ctl(y, st, GOOP_YAMUX_FLAG_RST, code);
   if (rc)
     return rc;
@@ -472,7 +475,8 @@ static int fail(goop_yamux *y, int err) {
 }
 
 static void remote_reset(goop_yamux *y, struct ystream *st, uint32_t code) {
-  st->remote_fin = true; /* nothing more will be delivered */
+  /* Nothing more is delivered or sent: write/close_write fail, reset is a no-op. */
+  st->remote_fin = st->local_fin = st->rst_recv = true;
   y->depth++;
   if (st->announced && y->cb.on_stream_reset)
     y->cb.on_stream_reset(y, st->id, code, y->ud);
