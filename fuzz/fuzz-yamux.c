@@ -113,7 +113,7 @@ static const struct goop_yamux_callbacks fcbs = {
 };
 
 /* Our own output must always be a clean sequence of frames. */
-static void check_output(goop_buf *o) {
+static void check_frames(const goop_buf *o) {
   size_t off = 0;
   while (off < o->len) {
     if (o->len - off < GOOP_YAMUX_HEADER_LEN)
@@ -129,7 +129,16 @@ static void check_output(goop_buf *o) {
       off += len;
     }
   }
-  goop_buf_reset(o);
+}
+
+static void check_output(goop_yamux *y) {
+  goop_buf *o;
+  while ((o = goop_yamux_output(y))->len > 0) {
+    check_frames(o);
+    goop_buf_consume(o, o->len);
+  }
+  if (goop_yamux_pending(y) != 0)
+    abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -164,7 +173,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int rc = goop_yamux_feed(y, data + off, n, f.now);
     off += n;
     f.now += 700;
-    check_output(goop_yamux_output(y));
+    check_output(y);
     if (rc) {
       if (goop_yamux_feed(y, data, 1, f.now) != rc)
         abort();

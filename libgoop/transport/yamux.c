@@ -45,7 +45,17 @@ struct goop_yamux {
   size_t count;
   struct ystream *graveyard;
 
+  /*
+   * Output. Control frames (ping answers, window updates, SYN, GoAway) wait
+   * in |ctl|; Data frames and the FIN/RST that must follow them in order wait
+   * in |dq| (read offset |dq_off|). goop_yamux_output() moves whole frames
+   * into |out|, control first, whenever |out| runs low, so a ping answer
+   * waits behind at most OUT_HIGH bytes of data.
+   */
   goop_buf out;
+  goop_buf ctl;
+  goop_buf dq;
+  size_t dq_off;
 
   /* frame parser */
   uint8_t hdr[GOOP_YAMUX_HEADER_LEN];
@@ -135,25 +145,58 @@ static void put_hdr(uint8_t *p, uint8_t type, uint16_t flags, uint32_t id, uint3
   p[11] = (uint8_t)len;
 }
 
-static int emit(goop_yamux *y, uint8_t type, uint16_t flags, uint32_t id, uint32_t len,
-                const uint8_t *payload, size_t plen) {
-  int rc = goop_buf_reserve(&y->out, GOOP_YAMUX_HEADER_LEN + plen);
+#define OUT_LOW 16384
+#define OUT_HIGH 65536
+
+static int emit(goop_buf *q, uint8_t type, uint16_t flags, uint32_t id, uint32_t len, const uint8_t *payload,
+                size_t plen) {
+  int rc = goop_buf_reserve(q, GOOP_YAMUX_HEADER_LEN + plen);
   if (rc)
     return rc;
-  put_hdr(y->out.data + y->out.len, type, flags, id, len);
-  y->out.len += GOOP_YAMUX_HEADER_LEN;
+  put_hdr(q->data + q->len, type, flags, id, len);
+  q->len += GOOP_YAMUX_HEADER_LEN;
   if (plen) {
-    memcpy(y->out.data + y->out.len, payload, plen);
-    y->out.len += plen;
+    memcpy(q->data + q->len, payload, plen);
+    q->len += plen;
   }
   return 0;
+}
+
+/* Move control frames, then whole data-queue frames, into |out| if it runs low. */
+static void refill(goop_yamux *y) {
+  if (y->out.len >= OUT_LOW)
+    return;
+  if (y->ctl.len > 0 && goop_buf_append(&y->out, y->ctl.data, y->ctl.len) == 0)
+    y->ctl.len = 0;
+  if (y->ctl.len > 0)
+    return; /* out of memory: keep the order, retry later */
+  size_t start = y->dq_off, end = start;
+  while (end < y->dq.len && y->out.len + (end - start) < OUT_HIGH) {
+    const uint8_t *h = y->dq.data + end;
+    size_t flen = GOOP_YAMUX_HEADER_LEN;
+    if (h[1] == GOOP_YAMUX_TYPE_DATA)
+      flen += (size_t)h[8] << 24 | (size_t)h[9] << 16 | (size_t)h[10] << 8 | h[11];
+    end += flen;
+  }
+  if (end == start || goop_buf_append(&y->out, y->dq.data + start, end - start) < 0)
+    return;
+  y->dq_off = end;
+  if (y->dq_off == y->dq.len) {
+    y->dq.len = y->dq_off = 0;
+  } else if (y->dq_off >= OUT_HIGH && y->dq_off * 2 >= y->dq.len) {
+    memmove(y->dq.data, y->dq.data + y->dq_off, y->dq.len - y->dq_off);
+    y->dq.len -= y->dq_off;
+    y->dq_off = 0;
+  }
 }
 
 /* Control frame on a stream; adds ACK when this is our first frame on it. */
 static int emit_stream_ctl(goop_yamux *y, struct ystream *st, uint16_t flags, uint32_t len) {
   if (st->need_ack)
     flags |= GOOP_YAMUX_FLAG_ACK;
-  int rc = emit(y, GOOP_YAMUX_TYPE_WINDOW_UPDATE, flags, st->id, len, NULL, 0);
+  /* FIN and RST must not overtake the stream's queued data. */
+  goop_buf *q = (flags & (GOOP_YAMUX_FLAG_FIN | GOOP_YAMUX_FLAG_RST)) ? &y->dq : &y->ctl;
+  int rc = emit(q, GOOP_YAMUX_TYPE_WINDOW_UPDATE, flags, st->id, len, NULL, 0);
   if (rc == 0)
     st->need_ack = false;
   return rc;
@@ -261,6 +304,8 @@ int goop_yamux_new(bool is_client, const struct goop_yamux_config *cfg, const st
   y->is_client = is_client;
   y->next_id = is_client ? 1 : 2;
   goop_buf_init(&y->out, 0);
+  goop_buf_init(&y->ctl, 0);
+  goop_buf_init(&y->dq, 0);
   *ret = y;
   return 0;
 
@@ -277,15 +322,22 @@ void goop_yamux_free(goop_yamux *y) {
   free(y->slots);
   sweep(y);
   goop_buf_free(&y->out);
+  goop_buf_free(&y->ctl);
+  goop_buf_free(&y->dq);
   free(y);
 }
 
 goop_buf *goop_yamux_output(goop_yamux *y) {
+  refill(y);
   return &y->out;
 }
 
 int goop_yamux_error(const goop_yamux *y) {
   return y->failed;
+}
+
+size_t goop_yamux_pending(const goop_yamux *y) {
+  return y->out.len + y->ctl.len + (y->dq.len - y->dq_off);
 }
 
 size_t goop_yamux_num_streams(const goop_yamux *y) {
@@ -330,7 +382,7 @@ int goop_yamux_open_stream(goop_yamux *y, uint32_t *ret_id) {
   struct ystream *st = new_stream(y, id, false);
   if (!st)
     return GOOP_ENOMEM;
-  int rc = emit(y, GOOP_YAMUX_TYPE_WINDOW_UPDATE, GOOP_YAMUX_FLAG_SYN, id,
+  int rc = emit(&y->ctl, GOOP_YAMUX_TYPE_WINDOW_UPDATE, GOOP_YAMUX_FLAG_SYN, id,
                 y->cfg.initial_window - GOOP_YAMUX_DEFAULT_WINDOW, NULL, 0);
   if (rc) {
     table_remove(y, st);
@@ -359,14 +411,14 @@ long goop_yamux_write(goop_yamux *y, uint32_t id, const uint8_t *data, size_t le
   if (n == 0)
     return 0;
   size_t frames = (n + y->cfg.max_frame_payload - 1) / y->cfg.max_frame_payload;
-  int rc = goop_buf_reserve(&y->out, n + frames * GOOP_YAMUX_HEADER_LEN);
+  int rc = goop_buf_reserve(&y->dq, n + frames * GOOP_YAMUX_HEADER_LEN);
   if (rc)
     return rc;
   size_t off = 0;
   while (off < n) {
     uint32_t chunk = (uint32_t)GOOP_MIN(n - off, (size_t)y->cfg.max_frame_payload);
     uint16_t flags = st->need_ack ? GOOP_YAMUX_FLAG_ACK : 0;
-    (void)emit(y, GOOP_YAMUX_TYPE_DATA, flags, id, chunk, data + off, chunk); /* space reserved above */
+    (void)emit(&y->dq, GOOP_YAMUX_TYPE_DATA, flags, id, chunk, data + off, chunk); /* space reserved above */
     st->need_ack = false;
     off += chunk;
   }
@@ -441,7 +493,7 @@ int goop_yamux_reset(goop_yamux *y, uint32_t id, uint32_t code) {
 int goop_yamux_ping(goop_yamux *y, uint32_t opaque) {
   if (y->failed)
     return y->failed;
-  return emit(y, GOOP_YAMUX_TYPE_PING, GOOP_YAMUX_FLAG_SYN, 0, opaque, NULL, 0);
+  return emit(&y->ctl, GOOP_YAMUX_TYPE_PING, GOOP_YAMUX_FLAG_SYN, 0, opaque, NULL, 0);
 }
 
 int goop_yamux_goaway(goop_yamux *y, uint32_t code) {
@@ -449,7 +501,7 @@ int goop_yamux_goaway(goop_yamux *y, uint32_t code) {
     return y->failed;
   if (y->goaway_sent)
     return GOOP_EALREADY;
-  int rc = emit(y, GOOP_YAMUX_TYPE_GOAWAY, 0, 0, code, NULL, 0);
+  int rc = emit(&y->ctl, GOOP_YAMUX_TYPE_GOAWAY, 0, 0, code, NULL, 0);
   if (rc == 0)
     y->goaway_sent = true;
   return rc;
@@ -465,7 +517,7 @@ static uint32_t rd32(const uint8_t *p) {
 static int fail(goop_yamux *y, int err) {
   if (!y->failed) {
     if (!y->goaway_sent &&
-        emit(y, GOOP_YAMUX_TYPE_GOAWAY, 0, 0,
+        emit(&y->ctl, GOOP_YAMUX_TYPE_GOAWAY, 0, 0,
              err == GOOP_EPROTO ? GOOP_YAMUX_GOAWAY_PROTO_ERROR : GOOP_YAMUX_GOAWAY_INTERNAL_ERROR, NULL,
              0) == 0)
       y->goaway_sent = true;
@@ -500,7 +552,7 @@ static struct ystream *accept_stream(goop_yamux *y, uint32_t id, int *err) {
   uint8_t rst[GOOP_YAMUX_HEADER_LEN];
   if (y->goaway_sent || y->goaway_recv || y->n_inbound >= y->cfg.max_inbound_streams) {
     put_hdr(rst, GOOP_YAMUX_TYPE_WINDOW_UPDATE, GOOP_YAMUX_FLAG_RST, id, 0);
-    *err = goop_buf_append(&y->out, rst, sizeof(rst));
+    *err = goop_buf_append(&y->ctl, rst, sizeof(rst));
     return NULL;
   }
   struct ystream *st = new_stream(y, id, true);
@@ -547,7 +599,7 @@ static int on_header(goop_yamux *y) {
   switch (type) {
   case GOOP_YAMUX_TYPE_PING:
     if (flags & GOOP_YAMUX_FLAG_SYN) {
-      err = emit(y, GOOP_YAMUX_TYPE_PING, GOOP_YAMUX_FLAG_ACK, 0, len, NULL, 0);
+      err = emit(&y->ctl, GOOP_YAMUX_TYPE_PING, GOOP_YAMUX_FLAG_ACK, 0, len, NULL, 0);
       if (err)
         return err;
     }

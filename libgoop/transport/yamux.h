@@ -82,7 +82,8 @@ struct goop_yamux_callbacks {
   /* The peer half-closed |id|: no more data will arrive. */
   void (*on_stream_fin)(goop_yamux *y, uint32_t id, void *ud);
   /* The peer reset |id| with |code| (0 if the RST came on a Data frame).
-   * on_stream_closed follows. */
+   * During the call writes on |id| fail with GOOP_ECLOSED and
+   * goop_yamux_reset() is a no-op; on_stream_closed follows. */
   void (*on_stream_reset)(goop_yamux *y, uint32_t id, uint32_t code, void *ud);
   /* The send window of |id| grew from 0: goop_yamux_write() accepts bytes again. */
   void (*on_stream_writable)(goop_yamux *y, uint32_t id, void *ud);
@@ -123,11 +124,14 @@ void goop_yamux_free(goop_yamux *y);
 int goop_yamux_feed(goop_yamux *y, const uint8_t *data, size_t len, goop_tstamp now);
 
 /*
- * The bytes to send, owned by the session. The caller writes a prefix and
- * removes it with goop_buf_consume(). Frames are appended whole, so any
- * prefix the caller writes keeps frames in order. Never NULL. Callable from
- * callbacks. The buffer grows with queued data (bounded by the peer's windows)
- * plus control frames; the glue should stop reading when it grows too large.
+ * The bytes to send next, owned by the session. The caller writes a prefix
+ * and removes it with goop_buf_consume(), then calls goop_yamux_output()
+ * again: whole frames are moved in from the internal queues whenever the
+ * returned buffer runs low (below 16 KiB), control frames (ping answers,
+ * window updates, SYN, GoAway) ahead of queued Data, so they wait behind at
+ * most ~64 KiB of data. An empty buffer means nothing is waiting. Frames
+ * are always whole, so writing any prefix keeps the stream of frames intact.
+ * Never NULL. Callable from callbacks.
  */
 goop_buf *goop_yamux_output(goop_yamux *y);
 
@@ -191,6 +195,10 @@ void goop_yamux_set_rtt(goop_yamux *y, goop_tstamp rtt_us);
  * Callable from callbacks.
  */
 int goop_yamux_goaway(goop_yamux *y, uint32_t code);
+
+/* Bytes waiting to be sent, in the returned buffer and the internal queues.
+ * Useful for backpressure: stop writing to streams while it is large. */
+size_t goop_yamux_pending(const goop_yamux *y);
 
 /* Number of live streams (both directions). */
 size_t goop_yamux_num_streams(const goop_yamux *y);

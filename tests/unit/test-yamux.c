@@ -129,8 +129,8 @@ static void peer_free(struct peer *p) {
 
 /* Move a's output into b (in chunks of |chunk| bytes, 0 = all at once). */
 static int transfer(struct peer *a, struct peer *b, size_t chunk) {
-  goop_buf *o = goop_yamux_output(a->y);
-  while (o->len > 0) {
+  goop_buf *o;
+  while ((o = goop_yamux_output(a->y))->len > 0) {
     size_t n = chunk && chunk < o->len ? chunk : o->len;
     uint8_t *tmp = malloc(n);
     memcpy(tmp, o->data, n);
@@ -145,7 +145,7 @@ static int transfer(struct peer *a, struct peer *b, size_t chunk) {
 
 static int pump(struct peer *a, struct peer *b) {
   for (int i = 0; i < 1000; i++) {
-    if (goop_yamux_output(a->y)->len == 0 && goop_yamux_output(b->y)->len == 0)
+    if (goop_yamux_pending(a->y) == 0 && goop_yamux_pending(b->y) == 0)
       return 0;
     int rc = transfer(a, b, 0);
     if (rc)
@@ -305,9 +305,16 @@ static void test_reset(void) {
   peer_free(s);
 }
 
-/* Check every frame in |p|'s output is well-formed with Data payloads <= max. */
-static bool frames_ok(struct peer *p, uint32_t max) {
-  goop_buf *o = goop_yamux_output(p->y);
+/* Drain |p|'s output into |dst|, checking every frame is whole with Data payloads <= max. */
+static bool frames_ok(struct peer *p, uint32_t max, struct peer *dst) {
+  goop_buf all, *o = &all;
+  goop_buf_init(&all, 0);
+  goop_buf *src;
+  while ((src = goop_yamux_output(p->y))->len > 0) {
+    (void)goop_buf_append(&all, src->data, src->len);
+    goop_buf_consume(src, src->len);
+  }
+  bool ok = goop_yamux_feed(dst->y, all.data, all.len, 0) == 0;
   size_t off = 0;
   while (off + 12 <= o->len) {
     const uint8_t *h = o->data + off;
@@ -319,7 +326,9 @@ static bool frames_ok(struct peer *p, uint32_t max) {
       off += len;
     }
   }
-  return off == o->len;
+  ok = ok && off == o->len;
+  goop_buf_free(&all);
+  return ok;
 }
 
 static void test_window(void) {
@@ -334,7 +343,7 @@ static void test_window(void) {
     buf[i] = (uint8_t)(i * 7);
   CHECK_INT_EQ(goop_yamux_send_window(c->y, id), 262144);
   CHECK_INT_EQ(goop_yamux_write(c->y, id, buf, big), 262144);
-  CHECK(frames_ok(c, 65524));
+  CHECK(frames_ok(c, 65524, s));
   CHECK_INT_EQ(goop_yamux_send_window(c->y, id), 0);
   CHECK_INT_EQ(goop_yamux_write(c->y, id, buf, big), 0);
   CHECK_INT_EQ(pump(c, s), 0);
@@ -362,12 +371,46 @@ static void test_window(void) {
   struct peer *c2 = peer_new(true, &cfg), *s2 = peer_new(false, NULL);
   CHECK_INT_EQ(goop_yamux_open_stream(c2->y, &id), 0);
   CHECK_INT_EQ(goop_yamux_write(c2->y, id, buf, 5500), 5500);
-  CHECK(frames_ok(c2, 1000));
-  CHECK_INT_EQ(goop_yamux_output(c2->y)->len, 12 + 5500 + 6 * 12);
+  CHECK(goop_yamux_pending(c2->y) == 12 + 5500 + 6 * 12);
+  CHECK(frames_ok(c2, 1000, s2));
   CHECK_INT_EQ(pump(c2, s2), 0);
   CHECK_MEM_EQ(s2->rxbuf.data, buf, 5500);
   peer_free(c2);
   peer_free(s2);
+  free(buf);
+  peer_free(c);
+  peer_free(s);
+}
+
+static void test_control_priority(void) {
+  struct goop_yamux_config cfg;
+  goop_yamux_config_default(&cfg);
+  cfg.initial_window = 4u * 1024 * 1024;
+  struct peer *c = peer_new(true, &cfg), *s = peer_new(false, &cfg);
+  uint32_t id;
+  CHECK_INT_EQ(goop_yamux_open_stream(c->y, &id), 0);
+  CHECK_INT_EQ(pump(c, s), 0);
+  size_t sz = 1024 * 1024;
+  uint8_t *buf = malloc(sz);
+  for (size_t i = 0; i < sz; i++)
+    buf[i] = (uint8_t)(i % 251);
+  CHECK_INT_EQ(goop_yamux_write(c->y, id, buf, sz), sz);
+  CHECK_INT_EQ(goop_yamux_close_write(c->y, id), 0);
+  goop_buf *o = goop_yamux_output(c->y);
+  CHECK(o->len < 80000);
+  CHECK(goop_yamux_pending(c->y) > sz);
+  /* pass the first batch on, then a ping arrives */
+  CHECK_INT_EQ(goop_yamux_feed(s->y, o->data, o->len, 0), 0);
+  goop_buf_consume(o, o->len);
+  CHECK_INT_EQ(goop_yamux_ping(s->y, 0x0badf00d), 0);
+  CHECK_INT_EQ(transfer(s, c, 0), 0);
+  o = goop_yamux_output(c->y);
+  CHECK(o->len >= 12 && memcmp(o->data, "\0\2\0\2\0\0\0\0\x0b\xad\xf0\x0d", 12) == 0);
+  CHECK_INT_EQ(pump(c, s), 0);
+  CHECK_INT_EQ(s->n_pong, 1);
+  CHECK_INT_EQ(s->rx[1], sz);
+  CHECK(s->rxbuf.len == sz && memcmp(s->rxbuf.data, buf, sz) == 0);
+  CHECK(s->fin[1]); /* the FIN did not overtake the data */
   free(buf);
   peer_free(c);
   peer_free(s);
@@ -690,6 +733,7 @@ int main(void) {
   RUN(test_open_data_fin);
   RUN(test_reset);
   RUN(test_window);
+  RUN(test_control_priority);
   RUN(test_autotune);
   RUN(test_many_streams);
   RUN(test_limits);
