@@ -40,6 +40,8 @@ static void run(goop_mss *m, const uint8_t *key, const uint8_t *data, size_t siz
   }
 }
 
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 4)
     return 0;
