@@ -727,6 +727,71 @@ static void test_reentrancy(void) {
   peer_free(s);
 }
 
+static int feed_ret;
+static int cb_open_misbehave(goop_yamux *y, uint32_t id, void *ud) {
+  (void)ud;
+  uint8_t b = 0;
+  feed_ret = goop_yamux_feed(y, &b, 1, 0); /* not allowed from a callback */
+  (void)goop_yamux_reset(y, id, 3);        /* refuse by resetting from inside */
+  return 0;
+}
+
+static void test_misc(void) {
+  struct peer *c = peer_new(true, NULL), *s = peer_new(false, NULL);
+  uint32_t id;
+  CHECK_INT_EQ(goop_yamux_open_stream(c->y, &id), 0);
+  int x = 5;
+  CHECK_INT_EQ(goop_yamux_stream_set_data(c->y, id, &x), 0);
+  CHECK(goop_yamux_stream_get_data(c->y, id) == &x);
+  CHECK(goop_yamux_stream_get_data(c->y, 99) == NULL);
+  CHECK_INT_EQ(goop_yamux_stream_set_data(c->y, 99, &x), GOOP_ECLOSED);
+  CHECK_INT_EQ(goop_yamux_error(c->y), 0);
+  /* data after the peer's FIN is dropped; consume then sends no update */
+  s->auto_consume = false;
+  CHECK_INT_EQ(goop_yamux_write(c->y, id, (const uint8_t *)"abc", 3), 3);
+  CHECK_INT_EQ(goop_yamux_close_write(c->y, id), 0);
+  CHECK_INT_EQ(pump(c, s), 0);
+  CHECK(s->fin[1]);
+  size_t n;
+  uint8_t *in = tap_unhex("00 00 0000 00000001 00000002 6869", &n);
+  CHECK_INT_EQ(goop_yamux_feed(s->y, in, n, 0), 0);
+  free(in);
+  CHECK_INT_EQ(s->rx[1], 3);
+  CHECK_INT_EQ(goop_yamux_consume(s->y, id, 3, 0), 0);
+  CHECK_INT_EQ(goop_yamux_pending(s->y), 0);
+  peer_free(c);
+  peer_free(s);
+
+  /* misbehaving callbacks */
+  struct goop_yamux_callbacks cb2 = cbs;
+  cb2.on_stream_open = cb_open_misbehave;
+  struct peer *p = peer_new(false, NULL);
+  goop_yamux_free(p->y);
+  CHECK_INT_EQ(goop_yamux_new(false, NULL, &cb2, p, &p->y), 0);
+  in = tap_unhex("00 01 0001 00000001 00000000 00 00 0000 00000001 00000001 61", &n);
+  CHECK_INT_EQ(goop_yamux_feed(p->y, in, n, 0), 0);
+  free(in);
+  CHECK_INT_EQ(feed_ret, GOOP_ESTATE);
+  CHECK_INT_EQ(goop_yamux_num_streams(p->y), 0);
+  CHECK_INT_EQ(p->rx[1], 0);
+  CHECK(!p->closed[1]); /* never accepted */
+  CHECK(out_is(p, "00 01 000a 00000001 00000003"));
+  /* callbacks version and fatal state */
+  cb2.version = 99;
+  goop_yamux *bad = NULL;
+  CHECK_INT_EQ(goop_yamux_new(false, NULL, &cb2, NULL, &bad), GOOP_EINVAL);
+  uint8_t junk[12] = {9};
+  CHECK_INT_EQ(goop_yamux_feed(p->y, junk, sizeof(junk), 0), GOOP_EPROTO);
+  CHECK_INT_EQ(goop_yamux_error(p->y), GOOP_EPROTO);
+  CHECK_INT_EQ(goop_yamux_write(p->y, 1, junk, 1), GOOP_EPROTO);
+  CHECK_INT_EQ(goop_yamux_ping(p->y, 1), GOOP_EPROTO);
+  CHECK_INT_EQ(goop_yamux_goaway(p->y, 0), GOOP_EPROTO);
+  CHECK_INT_EQ(goop_yamux_close_write(p->y, 1), GOOP_EPROTO);
+  CHECK_INT_EQ(goop_yamux_reset(p->y, 1, 0), GOOP_EPROTO);
+  CHECK_INT_EQ(goop_yamux_consume(p->y, 1, 0, 0), GOOP_EPROTO);
+  peer_free(p);
+}
+
 int main(void) {
   RUN(test_exact_bytes);
   RUN(test_larger_initial_window);
@@ -741,5 +806,6 @@ int main(void) {
   RUN(test_hostile);
   RUN(test_split_feeds);
   RUN(test_reentrancy);
+  RUN(test_misc);
   return tap_done();
 }
