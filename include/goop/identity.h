@@ -121,8 +121,12 @@ GOOP_API int goop_identity_sign(const goop_identity *id, const uint8_t *msg, siz
 
 /**
  * Verify |sig| over |msg| with a serialized PublicKey protobuf of any libp2p
- * key type: Ed25519, secp256k1 (ECDSA/SHA-256, DER signature), ECDSA (PKIX key,
- * SHA-256, DER signature) and RSA 2048..8192 bits (PKCS#1 v1.5, SHA-256).
+ * key type: Ed25519, secp256k1 (33- or 65-byte point; ECDSA/SHA-256, DER
+ * signature, high S accepted), ECDSA on P-224/256/384/521 (PKIX key as go-libp2p
+ * writes it, or js-libp2p's SEQUENCE{1, [0] curve, [1] point}; SHA-256; DER or
+ * raw r‖s signature) and RSA 2048..8192 bits (PKCS#1 v1.5, SHA-256).
+ * The protobuf must be canonical (Type then Data, minimal varints) and at most
+ * GOOP_PUBKEY_PB_MAX bytes.
  * Returns 0 if valid, GOOP_EBADSIG if not (no detail on why), GOOP_EPARSE for
  * a malformed key, GOOP_EKEYTYPE for an unknown type or RSA outside the size
  * range. Since: 0.1
@@ -136,7 +140,11 @@ GOOP_API int goop_pubkey_verify(const uint8_t *pubkey_pb, size_t pubkey_len, con
  */
 GOOP_API int goop_pubkey_check(const uint8_t *pubkey_pb, size_t pubkey_len, enum goop_key_type *ret_type);
 
-/** Derive the Peer ID of a serialized PublicKey protobuf. Returns 0 or GOOP_EPARSE. Since: 0.1 */
+/**
+ * Derive the Peer ID of a serialized PublicKey protobuf (the protobuf structure
+ * is checked, the key material is not: use goop_pubkey_check() for that).
+ * Returns 0 or GOOP_EPARSE. Since: 0.1
+ */
 GOOP_API int goop_pubkey_to_peer_id(const uint8_t *pubkey_pb, size_t pubkey_len, goop_peer_id *ret);
 
 /* ---- Peer IDs --------------------------------------------------------------- */
@@ -149,7 +157,11 @@ GOOP_API int goop_pubkey_to_peer_id(const uint8_t *pubkey_pb, size_t pubkey_len,
  */
 GOOP_API int goop_peer_id_from_string(const char *text, goop_peer_id *ret) GOOP_WARN_UNUSED_RESULT;
 
-/** Validate raw multihash bytes as a Peer ID and copy them into |*ret|. Since: 0.1 */
+/**
+ * Validate raw multihash bytes as a Peer ID and copy them into |*ret|: an
+ * identity multihash must hold a canonical PublicKey protobuf of at most 42
+ * bytes, a sha2-256 one a 32-byte digest. Returns 0 or GOOP_EPARSE. Since: 0.1
+ */
 GOOP_API int goop_peer_id_from_bytes(const uint8_t *buf, size_t len,
                                      goop_peer_id *ret) GOOP_WARN_UNUSED_RESULT;
 

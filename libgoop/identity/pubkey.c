@@ -234,8 +234,10 @@ static int load_key(const uint8_t *pb, size_t pb_len, enum goop_key_type *ret_ty
     rc = spki_key(data, data_len, &pkey);
     if (rc < 0 && rc != GOOP_ENOMEM)
       rc = js_ecdsa_key(data, data_len, &pkey);
-    if (rc == 0 && (!EVP_PKEY_is_a(pkey, "EC") || !ecdsa_curve_ok(pkey)))
+    if (rc == 0 && !EVP_PKEY_is_a(pkey, "EC"))
       rc = GOOP_EPARSE;
+    if (rc == 0 && !ecdsa_curve_ok(pkey))
+      rc = GOOP_EKEYTYPE;
     if (rc == 0)
       rc = ec_check(pkey);
     break;

@@ -580,6 +580,101 @@ static void test_rsa_size_limits(void) {
   EVP_PKEY_free(k);
 }
 
+/* Sign |msg| with |k| (SHA-256); DER signature into |der|. */
+static size_t sign_sha256(EVP_PKEY *k, const char *msg, uint8_t *der, size_t cap) {
+  size_t n = cap;
+  EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+  if (EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, k) != 1 ||
+      EVP_DigestSign(ctx, der, &n, (const uint8_t *)msg, strlen(msg)) != 1)
+    n = 0;
+  EVP_MD_CTX_free(ctx);
+  return n;
+}
+
+/* ECDSA keys made by OpenSSL: PKIX key with DER and raw r‖s signatures; other curves. */
+static void test_ecdsa_openssl(void) {
+  const char *msg = "ecdsa test";
+  static const struct {
+    const char *curve;
+    size_t half;
+  } curves[] = {{"P-256", 32}, {"P-384", 48}, {"P-521", 66}};
+  for (size_t i = 0; i < GOOP_ARRAY_SIZE(curves); i++) {
+    EVP_PKEY *k = EVP_EC_gen(curves[i].curve);
+    CHECK(k != NULL);
+    if (!k)
+      continue;
+    size_t len;
+    uint8_t *pb = spki_pb(k, GOOP_KEY_ECDSA, &len);
+    enum goop_key_type t;
+    CHECK_INT_EQ(goop_pubkey_check(pb, len, &t), 0);
+    CHECK_INT_EQ(t, GOOP_KEY_ECDSA);
+    uint8_t der[160];
+    size_t der_len = sign_sha256(k, msg, der, sizeof(der));
+    CHECK(der_len > 0);
+    CHECK_INT_EQ(goop_pubkey_verify(pb, len, (const uint8_t *)msg, strlen(msg), der, der_len), 0);
+    /* The same signature as fixed-size r ‖ s. */
+    const unsigned char *p = der;
+    ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &p, (long)der_len);
+    uint8_t raw[132];
+    const BIGNUM *r, *s;
+    ECDSA_SIG_get0(es, &r, &s);
+    size_t half = curves[i].half;
+    CHECK(BN_bn2binpad(r, raw, (int)half) == (int)half &&
+          BN_bn2binpad(s, raw + half, (int)half) == (int)half);
+    ECDSA_SIG_free(es);
+    CHECK_INT_EQ(goop_pubkey_verify(pb, len, (const uint8_t *)msg, strlen(msg), raw, 2 * half), 0);
+    raw[half - 1] ^= 0x01;
+    CHECK_INT_EQ(goop_pubkey_verify(pb, len, (const uint8_t *)msg, strlen(msg), raw, 2 * half), GOOP_EBADSIG);
+    CHECK_INT_EQ(goop_pubkey_verify(pb, len, (const uint8_t *)msg, strlen(msg), raw, 2 * half - 1),
+                 GOOP_EBADSIG);
+    /* Under the secp256k1 or RSA type the same bytes are malformed. */
+    pb[1] = GOOP_KEY_SECP256K1;
+    CHECK_INT_EQ(goop_pubkey_check(pb, len, &t), GOOP_EPARSE);
+    pb[1] = GOOP_KEY_RSA;
+    CHECK_INT_EQ(goop_pubkey_check(pb, len, &t), GOOP_EPARSE);
+    free(pb);
+    EVP_PKEY_free(k);
+  }
+  /* A curve libp2p does not use. */
+  EVP_PKEY *k = EVP_EC_gen("brainpoolP256r1");
+  if (k) {
+    size_t len;
+    uint8_t *pb = spki_pb(k, GOOP_KEY_ECDSA, &len);
+    CHECK_INT_EQ(goop_pubkey_check(pb, len, NULL), GOOP_EKEYTYPE);
+    free(pb);
+    EVP_PKEY_free(k);
+  }
+}
+
+/* RSA keys made by OpenSSL: PKCS#1 v1.5 over SHA-256; PSS and other hashes fail. */
+static void test_rsa_openssl(void) {
+  EVP_PKEY *k = EVP_RSA_gen(2048);
+  CHECK(k != NULL);
+  if (!k)
+    return;
+  const char *msg = "rsa test";
+  size_t len;
+  uint8_t *pb = spki_pb(k, GOOP_KEY_RSA, &len);
+  uint8_t sig[256];
+  size_t sig_len = sign_sha256(k, msg, sig, sizeof(sig));
+  CHECK_INT_EQ(sig_len, 256);
+  CHECK_INT_EQ(goop_pubkey_verify(pb, len, (const uint8_t *)msg, strlen(msg), sig, sig_len), 0);
+  goop_peer_id id;
+  CHECK_INT_EQ(goop_pubkey_to_peer_id(pb, len, &id), 0);
+  CHECK_INT_EQ(id.len, 34);
+  sig[0] ^= 0x01;
+  CHECK_INT_EQ(goop_pubkey_verify(pb, len, (const uint8_t *)msg, strlen(msg), sig, sig_len), GOOP_EBADSIG);
+  /* SHA-1 signature. */
+  EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+  sig_len = sizeof(sig);
+  CHECK(EVP_DigestSignInit(ctx, NULL, EVP_sha1(), NULL, k) == 1 &&
+        EVP_DigestSign(ctx, sig, &sig_len, (const uint8_t *)msg, strlen(msg)) == 1);
+  EVP_MD_CTX_free(ctx);
+  CHECK_INT_EQ(goop_pubkey_verify(pb, len, (const uint8_t *)msg, strlen(msg), sig, sig_len), GOOP_EBADSIG);
+  free(pb);
+  EVP_PKEY_free(k);
+}
+
 /* secp256k1 signatures with high S are accepted on verify (go and js accept them too). */
 static void test_secp256k1_high_s(void) {
   EVP_PKEY *k = EVP_EC_gen("secp256k1");
@@ -974,6 +1069,8 @@ int main(void) {
   RUN(test_pubkey_bad);
   RUN(test_rsa_size_limits);
   RUN(test_secp256k1_high_s);
+  RUN(test_ecdsa_openssl);
+  RUN(test_rsa_openssl);
   RUN(test_js_keys);
   RUN(test_save_load);
   RUN(test_load_errors);
