@@ -555,7 +555,9 @@ static int hs_read_body(goop_noise_hs *hs, const uint8_t *msg, size_t len, goop_
   }
   if ((rc = goop_buf_reserve(payload, rest)))
     goto fail;
-  if ((rc = decrypt_and_hash(hs, p, rest, payload->data + payload->len, &n)))
+  uint8_t none[1];
+  uint8_t *dst = payload->data ? payload->data + payload->len : none; /* rest may be 0 */
+  if ((rc = decrypt_and_hash(hs, p, rest, dst, &n)))
     goto fail;
   payload->len += n;
   hs->step++;
@@ -858,7 +860,7 @@ int goop_noise_encrypt(goop_noise_cipher *c, const uint8_t *plaintext, size_t le
     size_t clen = n + TAG;
     dst[0] = (uint8_t)(clen >> 8);
     dst[1] = (uint8_t)clen;
-    if ((rc = aead_seal(c->tx, c->ntx, NULL, 0, plaintext + off, n, dst + 2))) {
+    if ((rc = aead_seal(c->tx, c->ntx, NULL, 0, n ? plaintext + off : NULL, n, dst + 2))) {
       c->tx_broken = true; /* earlier frames of this call used nonces that were never sent */
       return rc;
     }
@@ -892,7 +894,9 @@ int goop_noise_decrypt_frame(goop_noise_cipher *c, const uint8_t *in, size_t len
   int rc = goop_buf_reserve(out, clen - TAG);
   if (rc)
     return rc;
-  if ((rc = aead_open(c->rx, c->nrx, NULL, 0, in + 2, clen, out->data + out->len))) {
+  uint8_t none[1];
+  uint8_t *dst = out->data ? out->data + out->len : none; /* empty frame, empty buffer */
+  if ((rc = aead_open(c->rx, c->nrx, NULL, 0, in + 2, clen, dst))) {
     c->rx_broken = true;
     return rc;
   }
