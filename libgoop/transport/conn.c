@@ -472,6 +472,8 @@ static int process(goop_conn *c, struct evbuffer *in) {
       if (c->plain.len) {
         r = goop_yamux_feed(c->ymx, c->plain.data, c->plain.len, c->last_activity);
         goop_buf_reset(&c->plain);
+        if (r == 0 && c->waiting)
+          goop__host_retry_opens(c, 0);
         int wr = c->state == GOOP_CONN_READY ? flush_yamux(c) : 0;
         if (r < 0)
           return r;
@@ -607,6 +609,7 @@ void goop__conn_close(goop_conn *c, int reason) {
   if (c->ka_timer)
     event_del(c->ka_timer);
   event_del(c->pump_ev);
+  goop__host_retry_opens(c, reason ? reason : GOOP_ECONNRESET);
   /* Fail every stream; yamux state goes away without callbacks. */
   while (c->streams) {
     goop_stream *s = c->streams;

@@ -854,30 +854,88 @@ void goop__host_conn_closed(goop_host *h, goop_conn *c, int reason, bool was_rea
 
 /* ---- streams ------------------------------------------------------------------------------------- */
 
-struct stream_req {
-  goop_host *host;
-  char **protos;
-  size_t n;
-  uint32_t timeout_ms;
-  goop_stream_open_cb cb;
-  void *ud;
-};
-
-static void stream_req_free(struct stream_req *r) {
+static void stream_req_free(struct goop__stream_req *r) {
+  if (r->timer)
+    event_free(r->timer);
   for (size_t i = 0; i < r->n; i++)
     free(r->protos[i]);
   free(r->protos);
   free(r);
 }
 
-static void stream_req_connected(goop_host *h, int status, goop_conn *c, void *ud) {
-  struct stream_req *r = ud;
-  if (status == 0) {
-    status = goop__conn_open_stream(c, (const char *const *)r->protos, r->n, r->timeout_ms, r->cb, r->ud);
-    if (status == 0) {
-      stream_req_free(r);
-      return;
+static void stream_req_unqueue(struct goop__stream_req *r) {
+  if (r->conn) {
+    GOOP_DL_REMOVE(r->conn->waiting, r, next, prev);
+    goop_conn_unref(r->conn);
+    r->conn = NULL;
+  }
+}
+
+static void stream_req_timeout(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  struct goop__stream_req *r = arg;
+  goop_host *h = r->host;
+  goop__host_enter(h);
+  stream_req_unqueue(r);
+  r->cb(h, GOOP_ETIMEDOUT, NULL, r->ud);
+  stream_req_free(r);
+  goop__host_leave(h);
+}
+
+/* Try to open; on a full SYN backlog queue on the connection. Consumes |r| unless queued. */
+static void stream_req_try(goop_host *h, struct goop__stream_req *r, goop_conn *c) {
+  int status = goop__conn_open_stream(c, (const char *const *)r->protos, r->n, r->timeout_ms, r->cb, r->ud);
+  if (status == GOOP_ELIMIT && c->state == GOOP_CONN_READY) {
+    if (!r->conn) {
+      r->conn = goop_conn_ref(c);
+      GOOP_DL_PUSH(c->waiting, r, next, prev);
+      if (!r->timer) {
+        r->timer = evtimer_new(h->base, stream_req_timeout, r);
+        uint64_t to = r->timeout_ms ? r->timeout_ms : goop__host_opt(h, GOOP_HOST_NEGOTIATION_TIMEOUT_MS);
+        struct timeval tv = {(time_t)(to / 1000), (suseconds_t)((to % 1000) * 1000)};
+        if (r->timer)
+          evtimer_add(r->timer, &tv);
+      }
     }
+    return;
+  }
+  stream_req_unqueue(r);
+  if (status)
+    r->cb(h, status, NULL, r->ud);
+  stream_req_free(r);
+}
+
+void goop__host_retry_opens(goop_conn *c, int err) {
+  goop_host *h = c->host;
+  while (c->waiting) {
+    struct goop__stream_req *r = c->waiting;
+    if (err) {
+      stream_req_unqueue(r);
+      r->cb(h, err, NULL, r->ud);
+      stream_req_free(r);
+      continue;
+    }
+    /* Oldest first: the list head is the newest, so walk to the tail. */
+    while (r->next)
+      r = r->next;
+    size_t before = 0;
+    for (struct goop__stream_req *q = c->waiting; q; q = q->next)
+      before++;
+    stream_req_try(h, r, c);
+    size_t after = 0;
+    for (struct goop__stream_req *q = c->waiting; q; q = q->next)
+      after++;
+    if (after == before)
+      break; /* still no room */
+  }
+}
+
+static void stream_req_connected(goop_host *h, int status, goop_conn *c, void *ud) {
+  struct goop__stream_req *r = ud;
+  if (status == 0) {
+    stream_req_try(h, r, c);
+    return;
   }
   r->cb(h, status, NULL, r->ud);
   stream_req_free(r);
@@ -892,7 +950,7 @@ int goop_host_new_stream(goop_host *host, const goop_peer_id *peer, const char *
     if (l == 0 || l >= GOOP_MSS_MSG_MAX - 1 || strchr(protocols[i], '\n'))
       return GOOP_EINVAL;
   }
-  struct stream_req *r = calloc(1, sizeof(*r));
+  struct goop__stream_req *r = calloc(1, sizeof(*r));
   if (!r)
     return GOOP_ENOMEM;
   r->host = host;

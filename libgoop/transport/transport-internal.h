@@ -88,6 +88,19 @@ enum goop__conn_state {
 
 struct goop__dial;
 
+/* A stream open waiting for a connection or for yamux backlog room. */
+struct goop__stream_req {
+  struct goop_host *host;
+  char **protos;
+  size_t n;
+  uint32_t timeout_ms;
+  goop_stream_open_cb cb;
+  void *ud;
+  struct goop_conn *conn; /* set while queued on a connection */
+  struct event *timer;
+  struct goop__stream_req *next, *prev;
+};
+
 struct goop_conn {
   int refs;
   struct goop_host *host;
@@ -117,8 +130,9 @@ struct goop_conn {
   bool counted_pending; /* counted in host->n_pending_inbound */
   bool in_list;
   int close_reason;
-  struct goop__dial *dial;     /* outbound dial this connection belongs to while upgrading */
-  struct goop_stream *streams; /* all live streams (list) */
+  struct goop__dial *dial;          /* outbound dial this connection belongs to while upgrading */
+  struct goop_stream *streams;      /* all live streams (list) */
+  struct goop__stream_req *waiting; /* opens waiting for un-ACKed SYNs to drain */
   size_t n_streams;
   struct goop_conn *next, *prev;         /* host->conns */
   struct goop_conn *all_next, *all_prev; /* host->all_conns (every allocated connection) */
@@ -131,6 +145,8 @@ void goop__conn_close(struct goop_conn *c, int reason);
 /* Open a yamux stream for |protocols| on a READY connection. */
 int goop__conn_open_stream(struct goop_conn *c, const char *const *protocols, size_t n, uint32_t timeout_ms,
                            goop_stream_open_cb cb, void *ud);
+/* Retry stream opens queued on |c| (after input); fail them all with |err| if non-zero. */
+void goop__host_retry_opens(struct goop_conn *c, int err);
 /* Schedule a pump of queued stream data. */
 void goop__conn_schedule_pump(struct goop_conn *c);
 

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #include "tap.h"
@@ -275,6 +276,234 @@ static void test_bulk_echo(void) {
   goop_stream_unref(b.s);
 }
 
+/* ---- failures of dialling ---- */
+static void test_dial_failures(void) {
+  char addr[300], a[200], idtxt[GOOP_PEER_ID_STR_MAX];
+  /* Wrong Peer ID: B's address with A's own... use a fresh identity instead. */
+  goop_identity *other;
+  CHECK_INT_EQ(goop_identity_generate(&other), 0);
+  goop_peer_id oid;
+  goop_identity_peer_id(other, &oid);
+  goop_identity_free(other);
+  goop_peer_id_to_string(&oid, idtxt, sizeof(idtxt));
+  goop_host_listen_addr(B, 0, a, sizeof(a));
+  snprintf(addr, sizeof(addr), "%s/p2p/%s", a, idtxt);
+  goop_host *C = make_host(NULL);
+  connected = 0;
+  CHECK_INT_EQ(goop_host_connect_addr(C, addr, 5000, on_connect, NULL), 0);
+  CHECK(run_until(&connected, 10));
+  CHECK_INT_EQ(conn_status, GOOP_EPEERID);
+  /* Nobody listening. */
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET};
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+  socklen_t sl = sizeof(sa);
+  getsockname(fd, (struct sockaddr *)&sa, &sl);
+  close(fd);
+  snprintf(addr, sizeof(addr), "/ip4/127.0.0.1/tcp/%u/p2p/%s", ntohs(sa.sin_port), idtxt);
+  connected = 0;
+  CHECK_INT_EQ(goop_host_connect_addr(C, addr, 5000, on_connect, NULL), 0);
+  CHECK(run_until(&connected, 10));
+  CHECK_INT_EQ(conn_status, GOOP_ECONNREFUSED);
+  /* No address known. */
+  CHECK_INT_EQ(goop_identity_generate(&other), 0);
+  goop_identity_peer_id(other, &oid);
+  goop_identity_free(other);
+  connected = 0;
+  CHECK_INT_EQ(goop_host_connect(C, &oid, 5000, on_connect, NULL), 0);
+  CHECK(run_until(&connected, 5));
+  CHECK_INT_EQ(conn_status, GOOP_ENOADDR);
+  /* Bad input. */
+  CHECK_INT_EQ(goop_host_connect_addr(C, "/ip4/1.2.3", 5000, on_connect, NULL), GOOP_EPARSE);
+  CHECK_INT_EQ(goop_host_listen(C, "/dns4/example.com/tcp/1"), GOOP_EPARSE);
+  goop_host_free(C);
+}
+
+/* ---- many concurrent streams ---- */
+static void test_500_streams(void) {
+  static const char *const protos[] = {ECHO};
+  enum { N = 500 };
+  struct bulk *bs = calloc(N, sizeof(*bs));
+  for (int i = 0; i < N; i++) {
+    bs[i].total = 1024;
+    bs[i].hs = EVP_MD_CTX_new();
+    bs[i].hr = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(bs[i].hs, EVP_sha256(), NULL);
+    EVP_DigestInit_ex(bs[i].hr, EVP_sha256(), NULL);
+    CHECK(goop_host_new_stream(A, &idB, protos, 1, 10000, bulk_opened, &bs[i]) == 0);
+  }
+  int ok = 0;
+  for (int round = 0; round < 3000; round++) {
+    int done = 0;
+    for (int i = 0; i < N; i++)
+      done += bs[i].done;
+    if (done == N)
+      break;
+    struct timeval tv = {0, 10000};
+    event_base_loopexit(base, &tv);
+    event_base_dispatch(base);
+  }
+  for (int i = 0; i < N; i++) {
+    uint8_t d1[32], d2[32];
+    EVP_DigestFinal_ex(bs[i].hs, d1, NULL);
+    EVP_DigestFinal_ex(bs[i].hr, d2, NULL);
+    if (bs[i].done && bs[i].status == 0 && bs[i].recvd == 1024 && memcmp(d1, d2, 32) == 0)
+      ok++;
+    EVP_MD_CTX_free(bs[i].hs);
+    EVP_MD_CTX_free(bs[i].hr);
+    goop_stream_unref(bs[i].s);
+  }
+  CHECK_INT_EQ(ok, N);
+  free(bs);
+}
+
+/* ---- slow reader: memory stays bounded ---- */
+#define STALL "/goop-test/stall/1.0.0"
+static goop_stream *stalled;
+static void stall_handler(goop_host *h, goop_stream *s, void *ud) {
+  (void)h, (void)ud;
+  stalled = s; /* never read */
+}
+static long rss_kb(void) {
+  FILE *f = fopen("/proc/self/statm", "r");
+  long pages = 0, res = 0;
+  if (f) {
+    if (fscanf(f, "%ld %ld", &pages, &res) != 2)
+      res = 0;
+    fclose(f);
+  }
+  return res * (sysconf(_SC_PAGESIZE) / 1024);
+}
+static volatile int stall_open;
+static goop_stream *stall_s;
+static void stall_opened(goop_host *h, int status, goop_stream *s, void *ud) {
+  (void)h, (void)ud;
+  if (status == 0)
+    stall_s = s;
+  stall_open = 1;
+}
+static void test_slow_reader_bounded(void) {
+  static const char *const protos[] = {STALL};
+  goop_host_set_stream_handler(B, STALL, stall_handler, NULL);
+  CHECK_INT_EQ(goop_host_new_stream(A, &idB, protos, 1, 5000, stall_opened, NULL), 0);
+  CHECK(run_until(&stall_open, 5));
+  CHECK(stall_s != NULL);
+  long before = rss_kb();
+  static uint8_t chunk[65536];
+  size_t written = 0, max_pending = 0;
+  int eagain = 0;
+  for (int round = 0; round < 200; round++) {
+    ssize_t w = goop_stream_write(stall_s, chunk, sizeof(chunk));
+    if (w > 0)
+      written += (size_t)w;
+    else if (w == GOOP_EAGAIN)
+      eagain++;
+    if (goop_stream_pending(stall_s) > max_pending)
+      max_pending = goop_stream_pending(stall_s);
+    struct timeval tv = {0, 5000};
+    event_base_loopexit(base, &tv);
+    event_base_dispatch(base);
+  }
+  long after = rss_kb();
+  printf("# slow reader: accepted %zu bytes of 13 MiB offered, max pending %zu, rss +%ld KiB\n", written,
+         max_pending, after - before);
+  CHECK(eagain > 0);
+  CHECK(max_pending <= 256 * 1024);
+  CHECK(written < 4u << 20); /* window (256 KiB) + buffers, not everything */
+  CHECK(after - before < 16 * 1024);
+  goop_stream_reset(stall_s);
+  stall_s = goop_stream_unref(stall_s);
+  if (stalled)
+    stalled = goop_stream_unref(stalled);
+}
+
+/* ---- simultaneous dial ---- */
+static volatile int sim_a, sim_b;
+static void on_sim(goop_host *h, int status, goop_conn *c, void *ud) {
+  (void)h, (void)c;
+  *(volatile int *)ud = status == 0 ? 1 : 2;
+}
+static void test_simultaneous_dial(void) {
+  goop_host *C = make_host("/ip4/127.0.0.1/tcp/0");
+  goop_host *D = make_host("/ip4/127.0.0.1/tcp/0");
+  char ac[300], ad[300];
+  full_addr(C, ac, sizeof(ac));
+  full_addr(D, ad, sizeof(ad));
+  CHECK_INT_EQ(goop_host_connect_addr(C, ad, 5000, on_sim, (void *)&sim_a), 0);
+  CHECK_INT_EQ(goop_host_connect_addr(D, ac, 5000, on_sim, (void *)&sim_b), 0);
+  for (int i = 0; i < 200 && !(sim_a && sim_b); i++) {
+    struct timeval tv = {0, 10000};
+    event_base_loopexit(base, &tv);
+    event_base_dispatch(base);
+  }
+  CHECK_INT_EQ(sim_a, 1);
+  CHECK_INT_EQ(sim_b, 1);
+  /* Both agree on one usable connection; a ping works over it. */
+  goop_peer_id idc, idd;
+  goop_host_peer_id(C, &idc);
+  goop_host_peer_id(D, &idd);
+  goop_conn *cc = goop_host_get_conn(C, &idd), *dc = goop_host_get_conn(D, &idc);
+  CHECK(cc && dc);
+  CHECK(cc && dc && goop_conn_is_outbound(cc) != goop_conn_is_outbound(dc));
+  pinged = 0;
+  CHECK_INT_EQ(goop_host_ping(C, &idd, 5000, on_ping, NULL), 0);
+  CHECK(run_until(&pinged, 5));
+  CHECK_INT_EQ(ping_status, 0);
+  goop_host_free(C);
+  goop_host_free(D);
+}
+
+/* ---- the remote disappears mid-transfer; teardown with work in flight ---- */
+static volatile int cancel_status = 99, cancel_called;
+static void on_cancel_open(goop_host *h, int status, goop_stream *s, void *ud) {
+  (void)h, (void)ud;
+  cancel_status = status;
+  cancel_called++;
+  if (s)
+    goop_stream_unref(s);
+}
+static void test_remote_disappears(void) {
+  goop_host *C = make_host("/ip4/127.0.0.1/tcp/0");
+  goop_host_set_stream_handler(C, ECHO, echo_handler, NULL);
+  goop_peer_id idc;
+  goop_host_peer_id(C, &idc);
+  char ac[300];
+  full_addr(C, ac, sizeof(ac));
+  connected = 0;
+  CHECK_INT_EQ(goop_host_connect_addr(A, ac, 5000, on_connect, NULL), 0);
+  CHECK(run_until(&connected, 5));
+  static const char *const protos[] = {ECHO};
+  struct bulk b = {.total = 256u << 20};
+  b.hs = EVP_MD_CTX_new();
+  b.hr = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(b.hs, EVP_sha256(), NULL);
+  EVP_DigestInit_ex(b.hr, EVP_sha256(), NULL);
+  CHECK_INT_EQ(goop_host_new_stream(A, &idc, protos, 1, 5000, bulk_opened, &b), 0);
+  for (int i = 0; i < 50; i++) { /* ~0.5 s of transfer */
+    struct timeval tv = {0, 10000};
+    event_base_loopexit(base, &tv);
+    event_base_dispatch(base);
+  }
+  CHECK(b.recvd > 0 && !b.done);
+  goop_host_free(C); /* the remote vanishes */
+  CHECK(run_until(&b.done, 10));
+  CHECK(b.status < 0);
+  CHECK(goop_host_get_conn(A, &idc) == NULL);
+  EVP_MD_CTX_free(b.hs);
+  EVP_MD_CTX_free(b.hr);
+  goop_stream_unref(b.s);
+  /* Free a host with a stream request still pending: the callback hears GOOP_ECANCELED. */
+  goop_host *D = make_host(NULL);
+  char ab[300];
+  full_addr(B, ab, sizeof(ab));
+  CHECK_INT_EQ(goop_host_add_addr(D, &idB, ab, 60), 0);
+  CHECK_INT_EQ(goop_host_new_stream(D, &idB, protos, 1, 5000, on_cancel_open, NULL), 0);
+  goop_host_free(D);
+  CHECK_INT_EQ(cancel_called, 1);
+  CHECK_INT_EQ(cancel_status, GOOP_ECANCELED);
+}
+
 int main(void) {
   base = event_base_new();
   if (goop_ctx_new(base, &ctx) != 0)
@@ -282,6 +511,11 @@ int main(void) {
   goop_ctx_set_log_fn(ctx, log_fn, GOOP_LOG_DEBUG, NULL);
   RUN(test_connect_ping_identify);
   RUN(test_bulk_echo);
+  RUN(test_dial_failures);
+  RUN(test_500_streams);
+  RUN(test_slow_reader_bounded);
+  RUN(test_simultaneous_dial);
+  RUN(test_remote_disappears);
   goop_host_free(A);
   goop_host_free(B);
   goop_ctx_free(ctx);

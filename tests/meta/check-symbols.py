@@ -10,6 +10,7 @@ bad = []
 for h in glob.glob(os.path.join(root, 'include', 'goop', '*.h')):
     text = open(h).read()
     text = re.sub(r'/\*.*?\*/', '', text, flags=re.S)
+    text = '\n'.join(l for l in text.splitlines() if not l.lstrip().startswith('#'))
     for m in re.finditer(r'GOOP_API\s+[^;{]*?\b(\w+)\s*\(', text):
         decl.add(m.group(1))
 for name in decl:
