@@ -727,6 +727,53 @@ static void test_reentrancy(void) {
   peer_free(s);
 }
 
+/* Stream table under churn: random opens and resets, every id checked. */
+static void test_table_churn(void) {
+  struct goop_yamux_config cfg;
+  goop_yamux_config_default(&cfg);
+  cfg.max_outbound_unacked = 100000;
+  struct peer *c = peer_new(true, &cfg);
+  enum { N = 6000 };
+  static bool live[2 * N + 2];
+  memset(live, 0, sizeof(live));
+  uint32_t seed = 12345, opened = 0;
+  size_t nlive = 0, bad = 0;
+  for (int step = 0; step < 20000; step++) {
+    seed = seed * 1103515245u + 12345u;
+    uint32_t r = seed >> 8;
+    if ((r % 3 != 0 || nlive == 0) && opened < N) {
+      uint32_t id;
+      if (goop_yamux_open_stream(c->y, &id) != 0)
+        bad++;
+      live[id] = true;
+      nlive++;
+      opened++;
+    } else if (nlive > 0) {
+      uint32_t id = 2 * (r % opened) + 1;
+      if (live[id]) {
+        if (goop_yamux_reset(c->y, id, 0) != 0)
+          bad++;
+        live[id] = false;
+        nlive--;
+      } else if (goop_yamux_reset(c->y, id, 0) != GOOP_ECLOSED) {
+        bad++;
+      }
+    }
+    if (step % 500 == 0) {
+      for (uint32_t id = 1; id < 2 * N + 1; id += 2)
+        if ((goop_yamux_send_window(c->y, id) != 0) != live[id])
+          bad++;
+      if (goop_yamux_num_streams(c->y) != nlive)
+        bad++;
+    }
+    goop_buf_reset(goop_yamux_output(c->y));
+  }
+  CHECK_INT_EQ(bad, 0);
+  CHECK_INT_EQ(goop_yamux_num_streams(c->y), nlive);
+  CHECK_INT_EQ(c->n_closed, opened - nlive);
+  peer_free(c);
+}
+
 static int feed_ret;
 static int cb_open_misbehave(goop_yamux *y, uint32_t id, void *ud) {
   (void)ud;
@@ -807,5 +854,6 @@ int main(void) {
   RUN(test_split_feeds);
   RUN(test_reentrancy);
   RUN(test_misc);
+  RUN(test_table_churn);
   return tap_done();
 }
