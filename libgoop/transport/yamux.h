@@ -21,6 +21,18 @@
  * our FIN was sent and the peer's FIN received, or on a reset in either
  * direction, the stream is freed and on_stream_closed runs (only for streams
  * we opened or accepted). After that, frames for the id are silently ignored.
+ *
+ * Fatal (session) errors: version != 0, unknown type, Data/WindowUpdate on
+ * id 0, SYN with the opener's wrong parity or for an id that is open, Data
+ * beyond the receive window, a WindowUpdate that lifts the send window past
+ * 2^32-1. Not detected: a SYN reusing the id of a stream already freed (ids
+ * of finished streams are not remembered). Inbound SYNs beyond
+ * max_inbound_streams, after a GoAway either way, or refused by the
+ * application are answered with RST and the stream is not created.
+ *
+ * Timers are the glue's job: send keepalives with goop_yamux_ping(), time
+ * out missing answers (on_ping with is_ack), feed the measured RTT back with
+ * goop_yamux_set_rtt().
  */
 #ifndef GOOP_TRANSPORT_YAMUX_H
 #define GOOP_TRANSPORT_YAMUX_H
