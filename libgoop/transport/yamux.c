@@ -48,14 +48,12 @@ struct goop_yamux {
   /*
    * Output. Control frames (ping answers, window updates, SYN, GoAway) wait
    * in |ctl|; Data frames and the FIN/RST that must follow them in order wait
-   * in |dq| (read offset |dq_off|). goop_yamux_output() moves whole frames
-   * into |out|, control first, whenever |out| runs low, so a ping answer
-   * waits behind at most OUT_HIGH bytes of data.
+   * in |dq|. goop_yamux_output() appends both to |out|, control first, so
+   * control frames never wait behind data queued since the previous call.
    */
   goop_buf out;
   goop_buf ctl;
   goop_buf dq;
-  size_t dq_off;
 
   /* frame parser */
   uint8_t hdr[GOOP_YAMUX_HEADER_LEN];
@@ -145,9 +143,6 @@ static void put_hdr(uint8_t *p, uint8_t type, uint16_t flags, uint32_t id, uint3
   p[11] = (uint8_t)len;
 }
 
-#define OUT_LOW 16384
-#define OUT_HIGH 65536
-
 static int emit(goop_buf *q, uint8_t type, uint16_t flags, uint32_t id, uint32_t len, const uint8_t *payload,
                 size_t plen) {
   int rc = goop_buf_reserve(q, GOOP_YAMUX_HEADER_LEN + plen);
@@ -162,32 +157,19 @@ static int emit(goop_buf *q, uint8_t type, uint16_t flags, uint32_t id, uint32_t
   return 0;
 }
 
-/* Move control frames, then whole data-queue frames, into |out| if it runs low. */
+/* Move the queued frames into |out|: control frames first, then Data in order. */
 static void refill(goop_yamux *y) {
-  if (y->out.len >= OUT_LOW)
+  if (y->out.len == 0 && y->ctl.len == 0) {
+    goop_buf t = y->out; /* the bulk case: hand over the data queue without copying */
+    y->out = y->dq;
+    y->dq = t;
     return;
+  }
   if (y->ctl.len > 0 && goop_buf_append(&y->out, y->ctl.data, y->ctl.len) == 0)
     y->ctl.len = 0;
-  if (y->ctl.len > 0)
-    return; /* out of memory: keep the order, retry later */
-  size_t start = y->dq_off, end = start;
-  while (end < y->dq.len && y->out.len + (end - start) < OUT_HIGH) {
-    const uint8_t *h = y->dq.data + end;
-    size_t flen = GOOP_YAMUX_HEADER_LEN;
-    if (h[1] == GOOP_YAMUX_TYPE_DATA)
-      flen += (size_t)h[8] << 24 | (size_t)h[9] << 16 | (size_t)h[10] << 8 | h[11];
-    end += flen;
-  }
-  if (end == start || goop_buf_append(&y->out, y->dq.data + start, end - start) < 0)
-    return;
-  y->dq_off = end;
-  if (y->dq_off == y->dq.len) {
-    y->dq.len = y->dq_off = 0;
-  } else if (y->dq_off >= OUT_HIGH && y->dq_off * 2 >= y->dq.len) {
-    memmove(y->dq.data, y->dq.data + y->dq_off, y->dq.len - y->dq_off);
-    y->dq.len -= y->dq_off;
-    y->dq_off = 0;
-  }
+  if (y->ctl.len == 0 && y->dq.len > 0 && goop_buf_append(&y->out, y->dq.data, y->dq.len) == 0)
+    y->dq.len = 0;
+  /* on allocation failure the rest stays queued, in order, for the next call */
 }
 
 /* Control frame on a stream; adds ACK when this is our first frame on it. */
@@ -337,7 +319,7 @@ int goop_yamux_error(const goop_yamux *y) {
 }
 
 size_t goop_yamux_pending(const goop_yamux *y) {
-  return y->out.len + y->ctl.len + (y->dq.len - y->dq_off);
+  return y->out.len + y->ctl.len + y->dq.len;
 }
 
 size_t goop_yamux_num_streams(const goop_yamux *y) {

@@ -136,14 +136,15 @@ void goop_yamux_free(goop_yamux *y);
 int goop_yamux_feed(goop_yamux *y, const uint8_t *data, size_t len, goop_tstamp now);
 
 /*
- * The bytes to send next, owned by the session. The caller writes a prefix
- * and removes it with goop_buf_consume(), then calls goop_yamux_output()
- * again: whole frames are moved in from the internal queues whenever the
- * returned buffer runs low (below 16 KiB), control frames (ping answers,
- * window updates, SYN, GoAway) ahead of queued Data, so they wait behind at
- * most ~64 KiB of data. An empty buffer means nothing is waiting. Frames
- * are always whole, so writing any prefix keeps the stream of frames intact.
- * Never NULL. Callable from callbacks.
+ * The bytes to send, owned by the session: every frame queued so far. The
+ * caller writes a prefix and removes it with goop_buf_consume() (or
+ * goop_buf_reset() after taking all). Frames queued since the previous call
+ * are appended with control frames (ping answers, window updates, SYN,
+ * GoAway) ahead of Data, so a glue that calls this often keeps keepalive
+ * answers from waiting behind bulk data; FIN and RST stay behind their
+ * stream's Data. Frames are whole, so any written prefix keeps the frame
+ * sequence intact. Never NULL. Callable from callbacks, but the buffer may
+ * grow during callbacks: re-read |len| after any call into the session.
  */
 goop_buf *goop_yamux_output(goop_yamux *y);
 
@@ -208,8 +209,8 @@ void goop_yamux_set_rtt(goop_yamux *y, goop_tstamp rtt_us);
  */
 int goop_yamux_goaway(goop_yamux *y, uint32_t code);
 
-/* Bytes waiting to be sent, in the returned buffer and the internal queues.
- * Useful for backpressure: stop writing to streams while it is large. */
+/* Bytes waiting to be sent: the output buffer plus frames queued since the
+ * last goop_yamux_output() call. */
 size_t goop_yamux_pending(const goop_yamux *y);
 
 /* Number of live streams (both directions). */
