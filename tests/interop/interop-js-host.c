@@ -52,6 +52,13 @@ static bool run_until(const bool *flag, int ms) {
 
 static const struct goop_test_result *run_client(goop_test_client *c, int ms) {
   const struct goop_test_result *r = goop_test_client_result(c);
+  if (getenv("GOOP_TEST_PROGRESS")) {
+    for (int i = 0; i < ms / 100 && !r->done; i++) {
+      run_until(&r->done, 100);
+      printf("# %d ms: sent %llu received %llu\n", (i + 1) * 100, (unsigned long long)r->sent,
+             (unsigned long long)r->received);
+    }
+  }
   run_until(&r->done, ms);
   return r;
 }
