@@ -183,7 +183,12 @@ static void test_c_slow_writer(void) {
   CHECK(had_stream);
   CHECK(r->sent > 0);
   CHECK(pending_max <= STREAM_BUFFER);
+#ifdef __SANITIZE_ADDRESS__
+  /* ASan keeps freed memory in quarantine: RSS says nothing about live buffers here. */
+  printf("# slow: RSS bound not checked under AddressSanitizer\n");
+#else
   CHECK(rss_max - rss0 < 32 * MiB);
+#endif
   printf("# slow: sent %llu bytes in %llu ms, max pending %zu, RSS +%llu KiB\n", (unsigned long long)r->sent,
          (unsigned long long)ran, pending_max, (unsigned long long)((rss_max - rss0) / 1024));
   if (r->done) {
