@@ -4,8 +4,8 @@
  *
  *   cc -O2 -std=c11 -D_GNU_SOURCE -Iinclude -IBUILD/include -Ilibgoop -Ilibgoop/common \
  *      -Ilibgoop/core -Ilibgoop/transport -o noise-speed bench/noise-speed.c \
- *      libgoop/common/ctx.c libgoop/common/error.c libgoop/common/file.c libgoop/core/buf.c \
- *      libgoop/transport/noise.c -lcrypto -levent
+ *      libgoop/common/{error,ctx,file}.c libgoop/core/{buf,varint,proto,base,multihash}.c \
+ *      libgoop/identity/{identity,pubkey,peerid}.c libgoop/transport/noise.c -lcrypto -levent
  *
  * Usage: noise-speed [seconds] [write-size]. Default 3 s of 16384-byte writes
  * (one frame each, like `openssl speed -evp chacha20-poly1305` with 16384-byte blocks).
