@@ -334,6 +334,16 @@ static int start_yamux(goop_conn *c) {
   if (!c->ka_timer)
     return GOOP_ENOMEM;
   event_add(c->ka_timer, &tv);
+  if (ka) {
+    /* Measure the round trip now, not after the first keepalive interval: the
+     * receive window only grows once yamux knows the RTT. */
+    c->ping_outstanding = true;
+    c->ping_opaque = (uint32_t)(c->last_activity & 0xffffffffu);
+    rc = goop_yamux_ping(c->ymx, c->ping_opaque);
+    if (rc)
+      return rc;
+    goop__conn_schedule_pump(c);
+  }
   goop__host_conn_ready(h, c);
   return 0;
 }
