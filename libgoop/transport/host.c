@@ -1076,6 +1076,30 @@ static void host_destroy(goop_host *h) {
   memset(&h->ev, 0, sizeof(h->ev));
   while (h->conns)
     goop__conn_close(h->conns, GOOP_ECANCELED);
+  /* Streams the application still holds hear GOOP_ECANCELED now (their deferred
+   * notifications would never run); they may unref from the callback. */
+  for (;;) {
+    goop_stream *s = h->all_streams;
+    while (s && !(s->user_refs > 0 && s->cb.on_error && !s->svc_free))
+      s = s->all_next;
+    if (!s)
+      break;
+    void (*on_error)(goop_stream *, int, void *) = s->cb.on_error;
+    s->cb = (struct goop_stream_callbacks){0};
+    s->pend_error = s->pend_readable = s->pend_writable = false;
+    on_error(s, GOOP_ECANCELED, s->ud);
+  }
+  /* Streams the application holds hear their error now (the loop will not run their
+   * notifications any more), so it can release what it keeps for them. */
+  for (;;) {
+    goop_stream *s = h->all_streams;
+    while (s && !(s->pend_error && s->user_refs > 0 && s->cb.on_error))
+      s = s->all_next;
+    if (!s)
+      break;
+    s->pend_error = false;
+    s->cb.on_error(s, s->err, s->ud);
+  }
   for (size_t i = 0; i < h->n_listeners; i++)
     evconnlistener_free(h->listeners[i].l);
   free(h->listeners);
