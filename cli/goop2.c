@@ -2,8 +2,11 @@
  * goop2: run a Goop² peer from a peer directory, or print its Peer ID.
  * A thin client of the public libgoop API.
  */
+#include <errno.h>
+#include <event2/event.h>
 #include <getopt.h>
 #include <goop/goop.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,11 +17,14 @@ static const char usage_text[] =
     "Usage: goop2 [options] [command] [DIR]\n"
     "\n"
     "Commands:\n"
-    "  peer DIR        open (and create if missing) the peer directory DIR\n"
+    "  peer DIR        run the peer in DIR (created with defaults if missing)\n"
     "  id DIR          print the Peer ID of the peer in DIR (creates nothing)\n"
+    "  ping ADDR       ping a libp2p peer at multiaddr ADDR (e.g. /ip4/1.2.3.4/tcp/4001/p2p/12D3KooW...)\n"
     "\n"
     "Options:\n"
     "  -dir DIR, --dir DIR   peer directory (\"goop2 -dir DIR\" = \"goop2 peer DIR\")\n"
+    "  -c N, --count N       number of pings (ping; default 4)\n"
+    "  -v, --verbose         log debug messages\n"
     "  -h, --help            show this help and exit\n"
     "  -version, --version   print the version and exit\n"
     "\n"
@@ -37,6 +43,247 @@ static int fail(const char *fmt, ...) {
   fputc('\n', stderr);
   va_end(ap);
   return 1;
+}
+
+static enum goop_log_level log_level = GOOP_LOG_INFO;
+
+static void log_stderr(enum goop_log_level level, const char *msg, void *ud) {
+  (void)ud;
+  static const char *const names[] = {"error", "warn", "info", "debug"};
+  fprintf(stderr, "goop2: %s: %s\n", names[level <= GOOP_LOG_DEBUG ? level : GOOP_LOG_DEBUG], msg);
+}
+
+static struct event_base *loop_base;
+
+static void on_signal(evutil_socket_t sig, short what, void *arg) {
+  (void)what;
+  (void)arg;
+  fprintf(stderr, "goop2: %s received, shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  event_base_loopbreak(loop_base);
+}
+
+static void peer_text(const goop_conn *c, char *buf, size_t len) {
+  goop_peer_id pid;
+  goop_conn_remote_peer(c, &pid);
+  if (goop_peer_id_to_string(&pid, buf, len) < 0)
+    snprintf(buf, len, "?");
+}
+
+static void ev_connected(goop_host *h, goop_conn *c, void *ud) {
+  (void)h;
+  (void)ud;
+  char id[GOOP_PEER_ID_STR_MAX], addr[200] = "";
+  peer_text(c, id, sizeof(id));
+  (void)goop_conn_remote_addr(c, addr, sizeof(addr));
+  fprintf(stderr, "goop2: connected to %s (%s, %s)\n", id, addr,
+          goop_conn_is_outbound(c) ? "outbound" : "inbound");
+}
+
+static void ev_disconnected(goop_host *h, goop_conn *c, int reason, void *ud) {
+  (void)h;
+  (void)ud;
+  char id[GOOP_PEER_ID_STR_MAX];
+  peer_text(c, id, sizeof(id));
+  fprintf(stderr, "goop2: disconnected from %s%s%s\n", id, reason ? ": " : "",
+          reason ? goop_strerror(reason) : "");
+}
+
+static void on_bootstrap(goop_host *h, int status, goop_conn *c, void *ud) {
+  (void)h;
+  (void)c;
+  char *addr = ud;
+  if (status)
+    fprintf(stderr, "goop2: bootstrap %s: %s\n", addr, goop_strerror(status));
+  free(addr);
+}
+
+/* Listen on IPv4 and IPv6 at |port| (0 = any). IPv4 must work; IPv6 is best effort. */
+static int listen_all(goop_host *h, int64_t port) {
+  char ma[64];
+  snprintf(ma, sizeof(ma), "/ip4/0.0.0.0/tcp/%lld", (long long)port);
+  int rc = goop_host_listen(h, ma);
+  if (rc == GOOP_EADDRINUSE)
+    return fail("TCP port %lld is already in use: change p2p.listen_port in goop.json (0 picks a free port)",
+                (long long)port);
+  if (rc)
+    return fail("cannot listen on %s: %s", ma, goop_strerror(rc));
+  if (port == 0) { /* use the same port for IPv6 when possible */
+    char a[128];
+    if (goop_host_listen_addr(h, 0, a, sizeof(a)) > 0) {
+      const char *p = strstr(a, "/tcp/");
+      if (p)
+        port = strtoll(p + 5, NULL, 10);
+    }
+  }
+  snprintf(ma, sizeof(ma), "/ip6/::/tcp/%lld", (long long)port);
+  if (goop_host_listen(h, ma) != 0) {
+    snprintf(ma, sizeof(ma), "/ip6/::/tcp/0");
+    if (goop_host_listen(h, ma) != 0)
+      fprintf(stderr, "goop2: no IPv6 listener (IPv6 unavailable?)\n");
+  }
+  return 0;
+}
+
+static int run_host(goop_config *cfg, goop_identity *id, const char *pid) {
+  int ret = 1;
+  goop_ctx *ctx = NULL;
+  goop_host *host = NULL;
+  struct event *sigint = NULL, *sigterm = NULL;
+  loop_base = event_base_new();
+  if (!loop_base || goop_ctx_new(loop_base, &ctx) != 0) {
+    fail("%s", "cannot create the event loop");
+    goto out;
+  }
+  goop_ctx_set_log_fn(ctx, log_stderr, log_level, NULL);
+  int rc = goop_host_new(ctx, id, NULL, &host);
+  if (rc) {
+    fail("cannot create the libp2p host: %s", goop_strerror(rc));
+    goto out;
+  }
+  struct goop_host_events ev = {
+      .version = GOOP_HOST_EVENTS_V1, .on_connected = ev_connected, .on_disconnected = ev_disconnected};
+  goop_host_set_events(host, &ev, NULL);
+  if (listen_all(host, goop_config_get_int(cfg, "p2p.listen_port")) != 0)
+    goto out;
+  printf("  Listening:\n");
+  char a[256];
+  for (size_t i = 0; goop_host_announce_addr(host, i, a, sizeof(a)) > 0; i++)
+    printf("    %s/p2p/%s\n", a, pid);
+  fflush(stdout);
+  size_t nb = goop_config_get_strv_len(cfg, "p2p.bootstrap");
+  for (size_t i = 0; i < nb; i++) {
+    const char *b = goop_config_get_strv(cfg, "p2p.bootstrap", i);
+    char *copy = strdup(b);
+    if (copy && goop_host_connect_addr(host, b, 10000, on_bootstrap, copy) != 0) {
+      fprintf(stderr, "goop2: bootstrap %s: cannot dial\n", b);
+      free(copy);
+    }
+  }
+  sigint = evsignal_new(loop_base, SIGINT, on_signal, NULL);
+  sigterm = evsignal_new(loop_base, SIGTERM, on_signal, NULL);
+  if (!sigint || !sigterm || event_add(sigint, NULL) || event_add(sigterm, NULL)) {
+    fail("%s", "cannot install signal handlers");
+    goto out;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  event_base_dispatch(loop_base);
+  ret = 0;
+out:
+  goop_host_free(host);
+  if (sigint)
+    event_free(sigint);
+  if (sigterm)
+    event_free(sigterm);
+  goop_ctx_free(ctx);
+  if (loop_base)
+    event_base_free(loop_base);
+  loop_base = NULL;
+  return ret;
+}
+
+/* ---- ping ---- */
+
+struct ping_state {
+  goop_host *host;
+  goop_peer_id peer;
+  char peer_text[GOOP_PEER_ID_STR_MAX];
+  long count, sent, ok;
+  int status;
+  uint64_t min, max, sum;
+};
+
+static void ping_next(struct ping_state *st);
+
+static void on_ping(goop_host *h, int status, uint64_t rtt, void *ud) {
+  (void)h;
+  struct ping_state *st = ud;
+  if (status) {
+    fprintf(stderr, "Error: ping %s: %s\n", st->peer_text, goop_strerror(status));
+    st->status = status;
+    event_base_loopbreak(loop_base);
+    return;
+  }
+  st->ok++;
+  st->sum += rtt;
+  if (!st->min || rtt < st->min)
+    st->min = rtt;
+  if (rtt > st->max)
+    st->max = rtt;
+  printf("pong from %s: seq=%ld time=%.3f ms\n", st->peer_text, st->sent, rtt / 1000.0);
+  fflush(stdout);
+  ping_next(st);
+}
+
+static void ping_next(struct ping_state *st) {
+  if (st->sent >= st->count) {
+    event_base_loopbreak(loop_base);
+    return;
+  }
+  st->sent++;
+  int rc = goop_host_ping(st->host, &st->peer, 10000, on_ping, st);
+  if (rc) {
+    fprintf(stderr, "Error: ping %s: %s\n", st->peer_text, goop_strerror(rc));
+    st->status = rc;
+    event_base_loopbreak(loop_base);
+  }
+}
+
+static void on_ping_connected(goop_host *h, int status, goop_conn *c, void *ud) {
+  (void)h;
+  struct ping_state *st = ud;
+  if (status) {
+    fprintf(stderr, "Error: cannot connect: %s\n", goop_strerror(status));
+    st->status = status;
+    event_base_loopbreak(loop_base);
+    return;
+  }
+  goop_conn_remote_peer(c, &st->peer);
+  (void)goop_peer_id_to_string(&st->peer, st->peer_text, sizeof(st->peer_text));
+  char addr[200] = "";
+  (void)goop_conn_remote_addr(c, addr, sizeof(addr));
+  printf("PING %s (%s)\n", st->peer_text, addr);
+  ping_next(st);
+}
+
+static int cmd_ping(const char *addr, long count) {
+  if (count < 1)
+    return fail("%s", "the ping count must be at least 1");
+  goop_identity *id = NULL;
+  goop_ctx *ctx = NULL;
+  struct ping_state st = {.count = count};
+  int ret = 1;
+  loop_base = event_base_new();
+  if (!loop_base || goop_ctx_new(loop_base, &ctx) != 0 || goop_identity_generate(&id) != 0) {
+    fail("%s", "cannot initialise");
+    goto out;
+  }
+  goop_ctx_set_log_fn(ctx, log_stderr, log_level == GOOP_LOG_DEBUG ? GOOP_LOG_DEBUG : GOOP_LOG_WARN, NULL);
+  int rc = goop_host_new(ctx, id, NULL, &st.host);
+  if (rc) {
+    fail("cannot create the libp2p host: %s", goop_strerror(rc));
+    goto out;
+  }
+  rc = goop_host_connect_addr(st.host, addr, 10000, on_ping_connected, &st);
+  if (rc) {
+    fail("cannot dial %s: %s", addr,
+         rc == GOOP_EPARSE    ? "not a valid multiaddr"
+         : rc == GOOP_ENOTSUP ? "only /ip4 and /ip6 TCP addresses can be dialled"
+                              : goop_strerror(rc));
+    goto out;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  event_base_dispatch(loop_base);
+  if (st.ok > 0)
+    printf("%ld pings, %ld answered, rtt min/avg/max = %.3f/%.3f/%.3f ms\n", st.sent, st.ok, st.min / 1000.0,
+           (double)st.sum / (double)st.ok / 1000.0, st.max / 1000.0);
+  ret = st.status == 0 && st.ok == count ? 0 : 1;
+out:
+  goop_host_free(st.host);
+  goop_identity_free(id);
+  goop_ctx_free(ctx);
+  if (loop_base)
+    event_base_free(loop_base);
+  return ret;
 }
 
 static int print_peer_id(const goop_identity *id, char *buf, size_t len) {
@@ -79,9 +326,10 @@ static int cmd_peer(const char *dir) {
 
   free(key);
   free(site);
+  rc = run_host(cfg, id, pid);
   goop_identity_free(id);
   goop_config_free(cfg);
-  return 0;
+  return rc;
 }
 
 /* Print the Peer ID of the peer in |dir| without creating anything. */
@@ -135,16 +383,29 @@ static int cmd_id(const char *dir) {
 
 int main(int argc, char **argv) {
   static const struct option opts[] = {
-      {"dir", required_argument, NULL, 'd'},
-      {"help", no_argument, NULL, 'h'},
-      {"version", no_argument, NULL, 'V'},
-      {NULL, 0, NULL, 0},
+      {"dir", required_argument, NULL, 'd'}, {"help", no_argument, NULL, 'h'},
+      {"version", no_argument, NULL, 'V'},   {"count", required_argument, NULL, 'c'},
+      {"verbose", no_argument, NULL, 'v'},   {NULL, 0, NULL, 0},
   };
   const char *dir_opt = NULL;
+  long count = 4;
   int c;
   opterr = 0;
-  while ((c = getopt_long_only(argc, argv, ":hd:", opts, NULL)) != -1) {
+  while ((c = getopt_long_only(argc, argv, ":hd:c:v", opts, NULL)) != -1) {
     switch (c) {
+    case 'c': {
+      char *end;
+      errno = 0;
+      count = strtol(optarg, &end, 10);
+      if (errno || *end || count < 1 || count > 1000000) {
+        fprintf(stderr, "Error: invalid ping count '%s'\n", optarg);
+        return 1;
+      }
+      break;
+    }
+    case 'v':
+      log_level = GOOP_LOG_DEBUG;
+      break;
     case 'd':
       dir_opt = optarg;
       break;
@@ -173,6 +434,14 @@ int main(int argc, char **argv) {
     fprintf(stderr, "Error: unexpected argument '%s'\n", argv[optind]);
     usage(stderr);
     return 1;
+  }
+  if (cmd && strcmp(cmd, "ping") == 0) {
+    if (!dir_arg) {
+      fputs("Error: ping requires a multiaddr\n", stderr);
+      usage(stderr);
+      return 1;
+    }
+    return cmd_ping(dir_arg, count);
   }
   if (cmd && strcmp(cmd, "peer") != 0 && strcmp(cmd, "id") != 0) {
     fprintf(stderr, "Error: unknown command '%s'\n", cmd);

@@ -82,9 +82,11 @@ GOOP_API int goop_host_new(goop_ctx *ctx, const goop_identity *id, const goop_ho
                            goop_host **ret) GOOP_WARN_UNUSED_RESULT;
 
 /**
- * Close every connection and listener and free the host. Pending dial and
- * stream callbacks are called with GOOP_ECANCELED first. NULL is a no-op.
- * Since: 0.1
+ * Close every connection and listener and free the host. Pending connect,
+ * stream-open and ping callbacks are called with GOOP_ECANCELED first, and
+ * every stream the application still holds gets on_error(GOOP_ECANCELED)
+ * (it may call goop_stream_unref() there). After this returns, no stream or
+ * connection of the host may be used. NULL is a no-op. Since: 0.1
  */
 GOOP_API void goop_host_free(goop_host *host);
 

@@ -42,13 +42,36 @@ run() {
   fi
 }
 
+# run_peer DESC args... : starts a peer, waits for its listen addresses, stops it
+# with SIGTERM and expects a clean exit 0. stdout/stderr as for run().
+run_peer() {
+  local d=$1
+  shift
+  "$GOOP2" "$@" >"$T/out" 2>"$T/err" &
+  local pid=$! i
+  for i in $(seq 1 100); do
+    grep -q '/p2p/12D3KooW' "$T/out" 2>/dev/null && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -TERM "$pid" 2>/dev/null
+  wait "$pid"
+  local rc=$?
+  if [ $rc -eq 0 ] && grep -q '/p2p/12D3KooW' "$T/out"; then
+    ok "$d"
+  else
+    notok "$d (exit $rc)"
+    diag "$T/out" "$T/err"
+  fi
+}
+
 file_mode() { stat -c %a "$1" 2>/dev/null; }
 file_size() { stat -c %s "$1" 2>/dev/null; }
 
 P=$T/peer
 
 # ---- first start creates the peer directory -------------------------------------------
-run "goop2 -dir on a missing directory succeeds" 0 -dir "$P"
+run_peer "goop2 -dir on a missing directory succeeds" -dir "$P"
 check "peer directory created" test -d "$P"
 check "goop.json created" test -f "$P/goop.json"
 check "goop.json is valid JSON with every key" python3 - "$P/goop.json" <<'EOF'
@@ -98,10 +121,10 @@ check "id prints one line" test "$(wc -l <"$T/out")" = 1
 run "goop2 id DIR" 0 id "$P"
 check "id is stable across runs" test "$(cat "$T/out")" = "$id1"
 cp "$P/goop.json" "$T/goop.json.before"
-run "goop2 peer DIR (second start)" 0 peer "$P"
+run_peer "goop2 peer DIR (second start)" peer "$P"
 check "second start keeps the Peer ID" test "$(sed -n 's/^ *Peer ID: *//p' "$T/out")" = "$id1"
 check "second start leaves goop.json alone" cmp -s "$P/goop.json" "$T/goop.json.before"
-run "goop2 --dir=DIR" 0 --dir="$P"
+run_peer "goop2 --dir=DIR" --dir="$P"
 
 # id never creates anything
 run "id on a missing directory fails" nonzero id -dir "$T/nope"
@@ -158,7 +181,7 @@ EOF
   chmod 600 "$J/data/identity.key"
   run "js-libp2p key: id" 0 id -dir "$J"
   check "js-libp2p key: same Peer ID as js-libp2p" test "$(cat "$T/out")" = "$js_id"
-  run "js-libp2p key: peer" 0 peer "$J"
+  run_peer "js-libp2p key: peer" peer "$J"
   check "js-libp2p key: banner Peer ID" test "$(sed -n 's/^ *Peer ID: *//p' "$T/out")" = "$js_id"
 else
   echo "# tests/data/js-keys.json not found, skipping the js-libp2p key check"
@@ -184,6 +207,50 @@ check "peer without directory message" grep -q "^Error: peer command requires di
 run "-dir without argument" 1 -dir
 run "directory given twice" 1 peer "$P" -dir "$P"
 run "extra argument" 1 peer "$P" extra
+
+# ---- a running peer: ping it, and let a second peer bootstrap to it -------------------
+Q=$T/peer-q
+R=$T/peer-r
+"$GOOP2" -dir "$Q" >"$T/q.out" 2>"$T/q.err" &
+qpid=$!
+for i in $(seq 1 100); do grep -q '/ip4/127.0.0.1/tcp/.*/p2p/' "$T/q.out" 2>/dev/null && break; sleep 0.1; done
+QADDR=$(grep -o '/ip4/127.0.0.1/tcp/[0-9]*/p2p/[A-Za-z0-9]*' "$T/q.out" | head -1)
+check "running peer prints a loopback listen address" test -n "$QADDR"
+run "goop2 ping ADDR -c 3" 0 ping "$QADDR" -c 3
+check "ping prints three replies" test "$(grep -c '^pong from ' "$T/out")" -eq 3
+check "ping prints a summary" grep -q '^3 pings, 3 answered' "$T/out"
+run "goop2 ping to a closed port fails" 1 ping /ip4/127.0.0.1/tcp/1 -c 1
+check "ping failure says why" grep -q 'connection refused' "$T/err"
+run "goop2 ping with a bad multiaddr fails" 1 ping /ip4/999.1.1.1/tcp/1
+check "bad multiaddr message" grep -q 'not a valid multiaddr' "$T/err"
+run "goop2 ping with a bad count fails" 1 ping "$QADDR" -c 0
+# second peer bootstraps to the first
+mkdir -p "$R"
+python3 - "$R/goop.json" "$QADDR" <<'EOF2'
+import json, sys
+json.dump({"p2p": {"bootstrap": [sys.argv[2]]}}, open(sys.argv[1], "w"))
+EOF2
+"$GOOP2" -dir "$R" >"$T/r.out" 2>"$T/r.err" &
+rpid=$!
+for i in $(seq 1 100); do grep -q 'connected to' "$T/r.err" 2>/dev/null && break; sleep 0.1; done
+check "bootstrap peer connects to the first peer" grep -q "connected to $(basename "$QADDR") .*outbound" "$T/r.err"
+check "first peer sees the inbound connection" grep -q 'connected to .*inbound' "$T/q.err"
+kill -TERM "$rpid"; wait "$rpid"; rrc=$?
+check "SIGTERM stops the peer with exit 0" test "$rrc" -eq 0
+kill -INT "$qpid"; wait "$qpid"; qrc=$?
+check "SIGINT stops the peer with exit 0" test "$qrc" -eq 0
+# a port already in use is a clear error naming the key to change
+QPORT=$(echo "$QADDR" | sed 's|.*/tcp/\([0-9]*\)/.*|\1|')
+python3 -c "import socket,time,sys; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 0); s.bind(('0.0.0.0', int(sys.argv[1]))); s.listen(1); time.sleep(3)" "$QPORT" &
+holder=$!
+sleep 0.3
+python3 - "$Q/goop.json" "$QPORT" <<'EOF2'
+import json, sys
+c = json.load(open(sys.argv[1])); c["p2p"]["listen_port"] = int(sys.argv[2]); json.dump(c, open(sys.argv[1], "w"), indent=2)
+EOF2
+run "port in use fails" 1 -dir "$Q"
+check "port in use names p2p.listen_port" grep -q 'p2p.listen_port' "$T/err"
+kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null
 
 echo "1..$n"
 [ $failed -eq 0 ]
