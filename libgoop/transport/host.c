@@ -1089,17 +1089,6 @@ static void host_destroy(goop_host *h) {
     s->pend_error = s->pend_readable = s->pend_writable = false;
     on_error(s, GOOP_ECANCELED, s->ud);
   }
-  /* Streams the application holds hear their error now (the loop will not run their
-   * notifications any more), so it can release what it keeps for them. */
-  for (;;) {
-    goop_stream *s = h->all_streams;
-    while (s && !(s->pend_error && s->user_refs > 0 && s->cb.on_error))
-      s = s->all_next;
-    if (!s)
-      break;
-    s->pend_error = false;
-    s->cb.on_error(s, s->err, s->ud);
-  }
   for (size_t i = 0; i < h->n_listeners; i++)
     evconnlistener_free(h->listeners[i].l);
   free(h->listeners);
