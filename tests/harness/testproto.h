@@ -73,7 +73,9 @@ struct goop_test_server_stats {
 extern struct goop_test_server_stats goop_test_server_stats;
 
 /* Serve all four protocols on |host|. |base| is the host's loop (for the slow
- * reader's timer). Returns 0 or the first goop_host_set_stream_handler() error. */
+ * reader's timer; the base of the latest call serves all hosts, so keep every host
+ * on one loop). Returns 0 or the first goop_host_set_stream_handler() error.
+ * Server state lives until the stream ends; freeing the host ends it (on_error). */
 int goop_test_serve_all(goop_host *host, struct event_base *base);
 /* Serve one of them. */
 int goop_test_serve(goop_host *host, struct event_base *base, enum goop_test_proto p);
