@@ -102,19 +102,23 @@ static int flush_clear(goop_conn *c, goop_buf *b) {
   return rc;
 }
 
-/* Encrypt and send |len| bytes. */
+/* Encrypt and send |len| bytes, 256 KiB of plaintext at a time so the scratch
+ * buffer stays small and is reused (no allocation churn on bulk transfers). */
 static int send_secure(goop_conn *c, const uint8_t *data, size_t len) {
-  if (len == 0)
-    return 0;
+  const size_t chunk = 4 * (size_t)GOOP_NOISE_MAX_PLAINTEXT;
+  while (len > 0) {
+    size_t n = len < chunk ? len : chunk;
+    goop_buf_reset(&c->enc);
+    int rc = goop_noise_encrypt(c->cipher, data, n, &c->enc);
+    if (!rc)
+      rc = pipe_write(c, c->enc.data, c->enc.len);
+    if (rc)
+      return rc;
+    data += n;
+    len -= n;
+  }
   goop_buf_reset(&c->enc);
-  int rc = goop_noise_encrypt(c->cipher, data, len, &c->enc);
-  if (rc)
-    return rc;
-  rc = pipe_write(c, c->enc.data, c->enc.len);
-  goop_buf_reset(&c->enc);
-  if (c->enc.cap > (1u << 20))
-    goop_buf_free(&c->enc);
-  return rc;
+  return 0;
 }
 
 /* Move everything yamux queued to the pipe. */

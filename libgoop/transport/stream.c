@@ -259,8 +259,6 @@ bool goop__stream_pump(goop_stream *s) {
     goop_buf_consume(&s->wbuf, (size_t)w);
     progress = true;
   }
-  if (s->wbuf.len == 0 && s->wbuf.cap > (64u << 10))
-    goop_buf_free(&s->wbuf);
   if (s->want_writable && s->wbuf.len <= s->wmax / 2) {
     s->want_writable = false;
     s->pend_writable = true;
@@ -368,8 +366,8 @@ ssize_t goop_stream_read(goop_stream *s, void *buf, size_t len) {
     size_t n = GOOP_MIN(len, s->rbuf.len);
     memcpy(buf, s->rbuf.data, n);
     goop_buf_consume(&s->rbuf, n);
-    if (s->rbuf.len == 0 && s->rbuf.cap > (256u << 10))
-      goop_buf_free(&s->rbuf);
+    if (s->rbuf.len == 0 && s->rbuf.cap > (1u << 20))
+      goop_buf_free(&s->rbuf); /* only after a burst above the initial window */
     s->last_io = goop__now_us();
     goop_conn *c = s->conn;
     if (s->in_yamux && c->ymx) {

@@ -119,6 +119,9 @@ int goop__tcp_pipe_new(struct bufferevent *bev, const struct sockaddr *remote, s
   }
   /* Write callback fires when output drops to the low-water mark. */
   bufferevent_setwatermark(bev, EV_WRITE, GOOP_PIPE_LOW_WATER, 0);
+  /* Large reads and writes: a 16 KiB default would mean a system call per 16 KiB. */
+  (void)bufferevent_set_max_single_read(bev, 1u << 20);
+  (void)bufferevent_set_max_single_write(bev, 1u << 20);
   /* Bound what we read ahead of processing. */
   bufferevent_setwatermark(bev, EV_READ, 0, 4u << 20);
   bufferevent_setcb(bev, tcp_read_cb, tcp_write_cb, tcp_event_cb, p);
