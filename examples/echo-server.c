@@ -72,6 +72,7 @@ static void on_sigint(evutil_socket_t sig, short what, void *base) {
 int main(int argc, char **argv) {
   char listen[64];
   snprintf(listen, sizeof(listen), "/ip4/0.0.0.0/tcp/%s", argc > 1 ? argv[1] : "0");
+  signal(SIGPIPE, SIG_IGN);
   struct event_base *base = event_base_new();
   goop_ctx *ctx;
   goop_identity *id;

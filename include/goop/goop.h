@@ -3,8 +3,8 @@
 #define GOOP_GOOP_H
 #include <goop/common.h>
 #include <goop/config.h>
-#include <goop/transport.h>
 #include <goop/features.h>
 #include <goop/identity.h>
+#include <goop/transport.h>
 #include <goop/version.h>
 #endif

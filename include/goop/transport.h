@@ -11,6 +11,11 @@
  * run on the loop thread; unless said otherwise, every function may be called
  * from inside callbacks, including goop_host_free() (deferred).
  *
+ * SIGNALS: a peer that closes a connection while we write to it raises
+ * SIGPIPE, which kills a process that did not ignore it. Applications must
+ * call signal(SIGPIPE, SIG_IGN) (or block it) before using a host;
+ * goop_host_new() logs a warning when SIGPIPE still has its default action.
+ *
  * OWNERSHIP: goop_stream and goop_conn are reference counted. A stream given
  * to a handler or an open callback carries one reference the callee owns and
  * must release with goop_stream_unref() (after closing or resetting it, or

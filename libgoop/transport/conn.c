@@ -182,7 +182,9 @@ void goop__conn_schedule_pump(goop_conn *c) {
 static int y_stream_open(goop_yamux *y, uint32_t id, void *ud) {
   (void)y;
   goop_conn *c = ud;
-  if (c->draining || c->state != GOOP_CONN_READY)
+  /* A connection that lost a simultaneous-dial tie-break still takes inbound
+   * streams: the remote may not have seen both connections yet. */
+  if (c->state != GOOP_CONN_READY)
     return -1;
   goop_stream *s = goop__stream_new(c, id, false);
   if (!s)
@@ -297,6 +299,8 @@ static void ka_cb(evutil_socket_t fd, short what, void *arg) {
       goop__conn_close(c, GOOP_ETIMEDOUT);
     } else if (idle && c->n_streams == 0 && now - c->last_activity >= idle) {
       goop__conn_close(c, 0);
+    } else if (c->draining && c->n_streams == 0 && now - c->last_activity >= 2000000u) {
+      goop__conn_close(c, 0); /* the duplicate of a simultaneous dial, now unused */
     } else if (ka && !c->ping_outstanding && now - c->ping_sent >= ka) {
       c->ping_outstanding = true;
       c->ping_opaque = (uint32_t)(now & 0xffffffffu);

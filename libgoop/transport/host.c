@@ -9,6 +9,7 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <openssl/rand.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -1005,6 +1006,10 @@ int goop_host_new(goop_ctx *ctx, const goop_identity *id, const goop_host_config
   rc = goop__services_init(h);
   if (rc)
     goto fail;
+  struct sigaction sa;
+  if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
+    goop__log_warn(ctx, "SIGPIPE has its default action: a peer closing a connection while we write "
+                        "would kill the process; call signal(SIGPIPE, SIG_IGN)");
   *ret = h;
   return 0;
 fail:

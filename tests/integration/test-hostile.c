@@ -12,6 +12,7 @@
 #include <goop/goop.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -368,6 +369,7 @@ static void test_pending_handshake_limit(void) {
 }
 
 int main(void) {
+  signal(SIGPIPE, SIG_IGN);
   evthread_use_pthreads();
   base = event_base_new();
   if (goop_ctx_new(base, &ctx) != 0)
