@@ -43,4 +43,18 @@ int goop__store_init(goop_site *s, char *errbuf, size_t errbuf_len);
 /* serve.c: stop serving (called by goop_site_free). */
 void goop__site_serve_stop(goop_site *s);
 
+/* files.c: the longest /goop/site/1.0.0 request line or header line (8 KiB). */
+#define GOOP__SITE_MAX_LINE 8192
+
+/* files.c: parse one /goop/site/1.0.0 request line ("GET <path>", surrounding
+ * whitespace and the newline allowed). 0 and the path (malloc'd, not yet
+ * decoded), GOOP_EINVAL (bad request), GOOP_EFORBIDDEN (NUL byte) or GOOP_ENOMEM. */
+int goop__site_parse_request(const char *line, size_t len, char **ret_path);
+
+/* files.c: the server's decision for one request line, without I/O: 0 and the
+ * file to send (malloc'd), or an error with |*ret_err| set to the reply line
+ * ("ERR ...\n"; static), or GOOP_ENOMEM (no reply). */
+int goop__site_answer_request(const goop_site *site, const char *line, size_t len, char **ret_path,
+                              const char **ret_err);
+
 #endif
