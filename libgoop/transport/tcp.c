@@ -9,11 +9,44 @@
 #include "core/varint.h"
 #include "transport-internal.h"
 
+/*
+ * Output blocks: encrypted data is written straight into pooled blocks that
+ * the bufferevent references (no copy, no fresh pages per write). The pool
+ * outlives the pipe while libevent still holds blocks.
+ */
+#define POOL_KEEP 8
+
+struct block_pool {
+  int refs; /* the pipe + every block handed to libevent */
+  bool pipe_gone;
+  int nfree;
+  uint8_t *free[POOL_KEEP];
+};
+
+static void pool_unref(struct block_pool *pool) {
+  if (--pool->refs > 0)
+    return;
+  for (int i = 0; i < pool->nfree; i++)
+    free(pool->free[i]);
+  free(pool);
+}
+
+static void block_release(const void *data, size_t len, void *extra) {
+  (void)len;
+  struct block_pool *pool = extra;
+  if (!pool->pipe_gone && pool->nfree < POOL_KEEP)
+    pool->free[pool->nfree++] = (uint8_t *)data;
+  else
+    free((void *)data);
+  pool_unref(pool);
+}
+
 struct tcp_pipe {
   goop__pipe base;
   struct bufferevent *bev;
   char remote[160];
   bool shutting_down;
+  struct block_pool *pool;
 };
 
 static void tcp_read_cb(struct bufferevent *bev, void *arg) {
@@ -81,8 +114,32 @@ static void tcp_free(goop__pipe *base) {
   struct tcp_pipe *p = (struct tcp_pipe *)base;
   if (!p)
     return;
-  bufferevent_free(p->bev);
+  p->pool->pipe_gone = true;
+  bufferevent_free(p->bev); /* releases referenced blocks (now or when libevent lets go) */
+  pool_unref(p->pool);
   free(p);
+}
+
+static uint8_t *tcp_reserve(goop__pipe *base) {
+  struct tcp_pipe *p = (struct tcp_pipe *)base;
+  if (p->pool->nfree > 0)
+    return p->pool->free[--p->pool->nfree];
+  return malloc(GOOP_PIPE_BLOCK);
+}
+
+static int tcp_commit(goop__pipe *base, uint8_t *block, size_t len) {
+  struct tcp_pipe *p = (struct tcp_pipe *)base;
+  if (len == 0 || p->shutting_down) {
+    p->pool->refs++;
+    block_release(block, 0, p->pool);
+    return p->shutting_down ? GOOP_ECLOSED : 0;
+  }
+  p->pool->refs++;
+  if (evbuffer_add_reference(bufferevent_get_output(p->bev), block, len, block_release, p->pool) != 0) {
+    block_release(block, 0, p->pool);
+    return GOOP_ENOMEM;
+  }
+  return 0;
 }
 
 static int tcp_remote_addr(const goop__pipe *base, char *buf, size_t len) {
@@ -100,6 +157,8 @@ static const struct goop__pipe_ops tcp_ops = {
     .shutdown = tcp_shutdown,
     .free = tcp_free,
     .remote_addr = tcp_remote_addr,
+    .reserve = tcp_reserve,
+    .commit = tcp_commit,
 };
 
 int goop__tcp_pipe_new(struct bufferevent *bev, const struct sockaddr *remote, socklen_t remote_len,
@@ -108,6 +167,12 @@ int goop__tcp_pipe_new(struct bufferevent *bev, const struct sockaddr *remote, s
   struct tcp_pipe *p = calloc(1, sizeof(*p));
   if (!p)
     return GOOP_ENOMEM;
+  p->pool = calloc(1, sizeof(*p->pool));
+  if (!p->pool) {
+    free(p);
+    return GOOP_ENOMEM;
+  }
+  p->pool->refs = 1;
   p->base.ops = &tcp_ops;
   p->bev = bev;
   if (remote)

@@ -55,7 +55,15 @@ struct goop__pipe_ops {
   void (*free)(goop__pipe *p);
   /* Remote transport address as multiaddr text. */
   int (*remote_addr)(const goop__pipe *p, char *buf, size_t len);
+  /* Optional zero-copy output: a block of at least GOOP_PIPE_BLOCK bytes to fill
+   * (NULL on ENOMEM), then hand |len| bytes of it over with commit (which always
+   * takes the block back, also on error). */
+  uint8_t *(*reserve)(goop__pipe *p);
+  int (*commit)(goop__pipe *p, uint8_t *block, size_t len);
 };
+
+/* Size of a zero-copy output block. */
+#define GOOP_PIPE_BLOCK (256u << 10)
 
 struct goop__pipe {
   const struct goop__pipe_ops *ops;
