@@ -415,6 +415,16 @@ static int noise_write(goop_conn *c) {
   return rc;
 }
 
+/* true if |in| starts with a whole Noise frame (u16be length + body); |*ret_n| = body length. */
+static bool whole_frame(struct evbuffer *in, size_t avail, size_t *ret_n) {
+  if (avail < 2)
+    return false;
+  uint8_t hdr[2];
+  evbuffer_copyout(in, hdr, 2);
+  *ret_n = (size_t)hdr[0] << 8 | hdr[1];
+  return avail >= *ret_n + 2;
+}
+
 /* Process buffered input. Returns 0 or an error that closes the connection. */
 static int process(goop_conn *c, struct evbuffer *in) {
   for (;;) {
@@ -444,12 +454,8 @@ static int process(goop_conn *c, struct evbuffer *in) {
       continue;
     }
     case GOOP_CONN_NOISE: {
-      if (avail < 2)
-        return 0;
-      uint8_t hdr[2];
-      evbuffer_copyout(in, hdr, 2);
-      size_t n = (size_t)hdr[0] << 8 | hdr[1];
-      if (avail < n + 2)
+      size_t n;
+      if (!whole_frame(in, avail, &n))
         return 0;
       const uint8_t *data = evbuffer_pullup(in, (ev_ssize_t)(n + 2));
       int rc = goop_noise_hs_read_message(c->hs, data + 2, n);
@@ -470,12 +476,8 @@ static int process(goop_conn *c, struct evbuffer *in) {
     }
     case GOOP_CONN_MUX_MSS:
     case GOOP_CONN_READY: {
-      if (avail < 2)
-        return 0;
-      uint8_t hdr[2];
-      evbuffer_copyout(in, hdr, 2);
-      size_t n = (size_t)hdr[0] << 8 | hdr[1];
-      if (avail < n + 2)
+      size_t n;
+      if (!whole_frame(in, avail, &n))
         return 0;
       /* Decrypt in place when the frame is contiguous in the input buffer;
        * otherwise copy it out once into a reused scratch buffer. */
