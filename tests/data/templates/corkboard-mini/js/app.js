@@ -1,0 +1,2 @@
+// lists the notes through the data API
+document.getElementById("board").textContent = "loading";

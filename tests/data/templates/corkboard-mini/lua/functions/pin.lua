@@ -1,0 +1,4 @@
+--- Pin a note (test fixture)
+function call(request)
+  return { ok = true }
+end
