@@ -649,7 +649,7 @@ struct saved_limits {
   int length, sql_length, vars, expr_depth, like, args, compound;
 };
 
-static void limits_tighten(sqlite3 *db, const goop_site *s, struct saved_limits *sl) {
+static void limits_tighten(sqlite3 *db, const goop_site *s, bool owner, struct saved_limits *sl) {
   uint64_t sql = s->max_request + 4096;
   if (sql > 100000000)
     sql = 100000000;
@@ -659,7 +659,7 @@ static void limits_tighten(sqlite3 *db, const goop_site *s, struct saved_limits 
   sl->expr_depth = sqlite3_limit(db, SQLITE_LIMIT_EXPR_DEPTH, 100);
   sl->like = sqlite3_limit(db, SQLITE_LIMIT_LIKE_PATTERN_LENGTH, 1000);
   sl->args = sqlite3_limit(db, SQLITE_LIMIT_FUNCTION_ARG, 16);
-  sl->compound = sqlite3_limit(db, SQLITE_LIMIT_COMPOUND_SELECT, 1);
+  sl->compound = sqlite3_limit(db, SQLITE_LIMIT_COMPOUND_SELECT, owner ? -1 : 1);
 }
 
 static void limits_restore(sqlite3 *db, const struct saved_limits *sl) {
@@ -838,10 +838,9 @@ static int op_query(struct op *o, const struct req *r) {
   struct saved_limits sl;
   uint64_t budget = owner ? STORE_QUERY_BUDGET * 3 : STORE_QUERY_BUDGET;
   sqlite3_stmt *st = NULL;
-  if (!owner) {
-    limits_tighten(o->db, s, &sl);
+  limits_tighten(o->db, s, owner, &sl);
+  if (!owner)
     sqlite3_set_authorizer(o->db, authorize, &ac);
-  }
   int rc = prepare_one(o, sql.p, &st);
   if (!owner)
     sqlite3_set_authorizer(o->db, NULL, NULL);
@@ -877,8 +876,7 @@ static int op_query(struct op *o, const struct req *r) {
   sqlite3_progress_handler(o->db, 0, NULL, NULL);
 out:
   sqlite3_finalize(st);
-  if (!owner)
-    limits_restore(o->db, &sl);
+  limits_restore(o->db, &sl);
   return rc;
 }
 

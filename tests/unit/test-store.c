@@ -269,6 +269,13 @@ static void test_owner_ops(void) {
             "{\"op\":\"query\",\"table\":\"notes\",\"where\":\"1) OR 1; DELETE FROM notes; SELECT (1\"}",
             "only one SQL statement allowed");
   CHECK(count_rows(&owner, "{\"op\":\"query\",\"table\":\"notes\"}") == 2);
+  /* the owner's queries are read-only and bounded in value size too */
+  j = run(&owner, "{\"op\":\"query\",\"table\":\"notes\",\"where\":\"length(randomblob(1000000000)) > 0\"}");
+  CHECK(j && !is_ok(j));
+  json_decref(j);
+  j = run(&owner, "{\"op\":\"query\",\"table\":\"notes\",\"where\":\"_id = ?\",\"args\":[1,2]}");
+  CHECK_STR_EQ(err_of(j), "sql: expected 1 arguments, got 2");
+  json_decref(j);
 
   j = run(&owner, "{\"op\":\"update\",\"table\":\"notes\",\"id\":2,\"data\":{\"title\":\"edited\"}}");
   CHECK(is_ok(j));
