@@ -1009,7 +1009,7 @@ int goop_gossip_handle_rpc(goop_gossip *g, goop_gossip_peer *p, const uint8_t *r
 int goop_gossip_input(goop_gossip *g, goop_gossip_peer *p, const uint8_t *buf, size_t len, goop_tstamp now) {
   goop_return_val_if_fail(g && p && (buf || !len), GOOP_EINVAL);
   int rc = 0;
-  while (len && !rc) {
+  while (!rc && (len || p->in.len)) {
     if (p->in.len) {
       /* A partial frame is buffered: complete its header, then its payload. */
       uint64_t flen;
@@ -1018,21 +1018,32 @@ int goop_gossip_input(goop_gossip *g, goop_gossip_peer *p, const uint8_t *buf, s
         rc = GOOP_EPARSE;
         break;
       }
-      if (h > 0 && flen > GOOP_RPC_MAX_READ) {
+      if (h == 0) {
+        if (!len)
+          break;
+        if (goop_buf_append(&p->in, buf, 1) != 0) {
+          rc = GOOP_ENOMEM;
+          break;
+        }
+        buf++;
+        len--;
+        continue;
+      }
+      if (flen > GOOP_RPC_MAX_READ) {
         rc = GOOP_EMSGSIZE;
         break;
       }
-      size_t take = h == 0 ? 1 : GOOP_MIN(len, (size_t)h + (size_t)flen - p->in.len);
+      size_t take = GOOP_MIN(len, (size_t)h + (size_t)flen - p->in.len);
       if (goop_buf_append(&p->in, buf, take) != 0) {
         rc = GOOP_ENOMEM;
         break;
       }
       buf += take;
       len -= take;
-      if (h > 0 && p->in.len == (size_t)h + (size_t)flen) {
-        rc = handle_rpc(g, p, p->in.data + h, (size_t)flen, now);
-        goop_buf_reset(&p->in);
-      }
+      if (p->in.len != (size_t)h + (size_t)flen)
+        break;
+      rc = handle_rpc(g, p, p->in.data + h, (size_t)flen, now);
+      goop_buf_reset(&p->in);
       continue;
     }
     const uint8_t *payload;
@@ -1043,18 +1054,13 @@ int goop_gossip_input(goop_gossip *g, goop_gossip_peer *p, const uint8_t *buf, s
       break;
     }
     if (n == 0) {
-      /* Incomplete: keep the start (header at most, it completes above). */
-      size_t take = GOOP_MIN(len, (size_t)GOOP_VARINT_MAX_BYTES);
-      uint64_t flen;
-      int h = goop_varint_decode(buf, len, &flen);
-      if (h > 0)
-        take = (size_t)h;
-      if (goop_buf_append(&p->in, buf, h > 0 ? take : 1) != 0) {
+      /* Incomplete: buffer it (the path above completes header and payload). */
+      if (goop_buf_append(&p->in, buf, 1) != 0) {
         rc = GOOP_ENOMEM;
         break;
       }
-      buf += h > 0 ? take : 1;
-      len -= h > 0 ? take : 1;
+      buf++;
+      len--;
       continue;
     }
     rc = handle_rpc(g, p, payload, plen, now);
