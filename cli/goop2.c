@@ -13,6 +13,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "viewer/viewer.h"
+
 static const char usage_text[] =
     "Usage: goop2 [options] [command] [DIR]\n"
     "\n"
@@ -62,6 +64,48 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
   event_base_loopbreak(loop_base);
 }
 
+/* ---- web viewer (cli/viewer/) ---- */
+
+static struct viewer *viewer;
+
+/* Start the viewer on viewer.http_addr (GOOP2_VIEWER_ADDR overrides it; empty = no viewer). */
+static int start_viewer(goop_config *cfg, goop_identity *id, goop_host *host) {
+  const char *addr = getenv("GOOP2_VIEWER_ADDR");
+  if (!addr)
+    addr = goop_config_get_string(cfg, "viewer.http_addr");
+  if (!addr || !*addr)
+    return 0;
+  const char *base = goop_config_base_dir(cfg);
+  char cfg_path[4096];
+  snprintf(cfg_path, sizeof(cfg_path), "%s/goop.json", base ? base : ".");
+  const char *t = getenv("GOOP2_VIEWER_TIMEOUT");
+  struct viewer_options o = {
+      .http_addr = addr,
+      .host = host,
+      .cfg = cfg,
+      .config_path = cfg_path,
+      .conn_timeout_s = t ? (unsigned)strtoul(t, NULL, 10) : 0,
+  };
+  char err[512] = "";
+  viewer = viewer_new(loop_base, id, &o, err, sizeof(err));
+  if (!viewer)
+    return fail("%s", err);
+  size_t nb = goop_config_get_strv_len(cfg, "p2p.bootstrap");
+  for (size_t i = 0; i < nb; i++)
+    viewer_add_bootstrap(viewer, goop_config_get_strv(cfg, "p2p.bootstrap", i));
+  printf("  Viewer:    %s\n", viewer_url(viewer));
+  fflush(stdout);
+  return 0;
+}
+
+static void ev_identified(goop_host *h, goop_conn *c, void *ud) {
+  (void)h;
+  (void)ud;
+  viewer_on_identified(viewer, c);
+}
+
+/* ---- host ---- */
+
 static void peer_text(const goop_conn *c, char *buf, size_t len) {
   goop_peer_id pid;
   goop_conn_remote_peer(c, &pid);
@@ -77,6 +121,7 @@ static void ev_connected(goop_host *h, goop_conn *c, void *ud) {
   (void)goop_conn_remote_addr(c, addr, sizeof(addr));
   fprintf(stderr, "goop2: connected to %s (%s, %s)\n", id, addr,
           goop_conn_is_outbound(c) ? "outbound" : "inbound");
+  viewer_on_connected(viewer, c);
 }
 
 static void ev_disconnected(goop_host *h, goop_conn *c, int reason, void *ud) {
@@ -86,6 +131,7 @@ static void ev_disconnected(goop_host *h, goop_conn *c, int reason, void *ud) {
   peer_text(c, id, sizeof(id));
   fprintf(stderr, "goop2: disconnected from %s%s%s\n", id, reason ? ": " : "",
           reason ? goop_strerror(reason) : "");
+  viewer_on_disconnected(viewer, c);
 }
 
 static void on_bootstrap(goop_host *h, int status, goop_conn *c, void *ud) {
@@ -140,8 +186,10 @@ static int run_host(goop_config *cfg, goop_identity *id, const char *pid) {
     fail("cannot create the libp2p host: %s", goop_strerror(rc));
     goto out;
   }
-  struct goop_host_events ev = {
-      .version = GOOP_HOST_EVENTS_V1, .on_connected = ev_connected, .on_disconnected = ev_disconnected};
+  struct goop_host_events ev = {.version = GOOP_HOST_EVENTS_V1,
+                                .on_connected = ev_connected,
+                                .on_disconnected = ev_disconnected,
+                                .on_identified = ev_identified};
   goop_host_set_events(host, &ev, NULL);
   if (listen_all(host, goop_config_get_int(cfg, "p2p.listen_port")) != 0)
     goto out;
@@ -150,6 +198,8 @@ static int run_host(goop_config *cfg, goop_identity *id, const char *pid) {
   for (size_t i = 0; goop_host_announce_addr(host, i, a, sizeof(a)) > 0; i++)
     printf("    %s/p2p/%s\n", a, pid);
   fflush(stdout);
+  if (start_viewer(cfg, id, host) != 0)
+    goto out;
   size_t nb = goop_config_get_strv_len(cfg, "p2p.bootstrap");
   for (size_t i = 0; i < nb; i++) {
     const char *b = goop_config_get_strv(cfg, "p2p.bootstrap", i);
@@ -169,6 +219,8 @@ static int run_host(goop_config *cfg, goop_identity *id, const char *pid) {
   event_base_dispatch(loop_base);
   ret = 0;
 out:
+  viewer_free(viewer);
+  viewer = NULL;
   goop_host_free(host);
   if (sigint)
     event_free(sigint);

@@ -8,6 +8,9 @@ case $GOOP2 in /*) ;; *) GOOP2=$PWD/$GOOP2 ;; esac
 HERE=$(cd "$(dirname "$0")" && pwd)
 DATA=$HERE/../data
 
+# Every peer started here gets a viewer on a free port (several run at once).
+export GOOP2_VIEWER_ADDR=127.0.0.1:0
+
 T=$(mktemp -d "${TMPDIR:-/tmp}/goop-test-cli-XXXXXX")
 trap 'rm -rf "$T"' EXIT
 
