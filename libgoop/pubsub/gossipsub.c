@@ -1278,6 +1278,11 @@ bool goop_gossip_peer_subscribed(goop_gossip *g, const goop_gossip_peer *p, cons
   return t && peer_has_sub(p, t);
 }
 
+size_t goop_gossip_topic_peers(goop_gossip *g, const char *topic) {
+  struct topic *t = find_topic(g, (const uint8_t *)topic, strlen(topic));
+  return t ? t->n_peers : 0;
+}
+
 size_t goop_gossip_num_peers(const goop_gossip *g) {
   return g->n_peers;
 }

@@ -152,5 +152,7 @@ bool goop_gossip_in_mesh(goop_gossip *g, const char *topic, const goop_gossip_pe
 size_t goop_gossip_fanout_size(goop_gossip *g, const char *topic);
 bool goop_gossip_peer_subscribed(goop_gossip *g, const goop_gossip_peer *p, const char *topic);
 size_t goop_gossip_num_peers(const goop_gossip *g);
+/* Peers that announced a subscription to |topic|. */
+size_t goop_gossip_topic_peers(goop_gossip *g, const char *topic);
 
 #endif
