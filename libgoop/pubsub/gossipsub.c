@@ -942,7 +942,7 @@ static void handle_iwant(goop_gossip *g, goop_gossip_peer *p, const struct goop_
   }
 }
 
-static void handle_sub(goop_gossip *g, goop_gossip_peer *p, const struct goop_rpc_sub *s) {
+static void handle_sub(goop_gossip *g, goop_gossip_peer *p, const struct goop_rpc_sub *s, goop_tstamp now) {
   if (!s->topic.len)
     return;
   if (s->subscribe) {
@@ -963,6 +963,10 @@ static void handle_sub(goop_gossip *g, goop_gossip_peer *p, const struct goop_rp
     }
     p->subs[p->n_subs++] = t;
     t->n_peers++;
+    /* A new peer of a topic whose mesh is short: graft it now rather than at the next heartbeat. */
+    if (t->subscribed && is_mesh_peer(p) && t->mesh.n < g->prm.d_lo && !in_backoff(g, t, p, now, true) &&
+        pv_add(&t->mesh, p) == 0)
+      pend_graft(g, p, t);
   } else {
     struct topic *t = find_topic(g, s->topic.p, s->topic.len);
     for (size_t i = 0; t && i < p->n_subs; i++) {
@@ -983,7 +987,7 @@ static int handle_rpc(goop_gossip *g, goop_gossip_peer *p, const uint8_t *buf, s
     return rc;
   }
   for (size_t i = 0; i < rpc.n_subs; i++)
-    handle_sub(g, p, &rpc.subs[i]);
+    handle_sub(g, p, &rpc.subs[i], now);
   for (size_t i = 0; i < rpc.n_msgs; i++)
     handle_message(g, p, &rpc.msgs[i], now);
   if (is_mesh_peer(p)) {

@@ -259,6 +259,8 @@ static void in_readable(goop_stream *s, void *ud) {
       goop_peer_id_to_string(&pp->id, id, sizeof(id));
       goop__log_info(ps->ctx, "pubsub: bad RPC from %s (%s), resetting its stream", id, goop_strerror(rc));
       close_stream(&pp->in);
+      if (!pp->out && !pp->opening)
+        mark_dead(pp);
       return;
     }
   }
