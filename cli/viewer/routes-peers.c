@@ -6,9 +6,11 @@
 #include "peers.h"
 #include "viewer.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #define SSE_MAX_QUEUE (256u << 10) /* bytes queued for one slow stream before it is dropped */
 #define SSE_PING_S 25
@@ -20,6 +22,7 @@ struct sse_client {
   size_t off;
   bool suspended;
   bool closing;
+  struct event *watch; /* while suspended: notice the client going away */
   struct sse_client *prev, *next;
 };
 
@@ -37,6 +40,8 @@ static struct sse *state(struct viewer *v) {
 /* ---- event streams ---- */
 
 static void wake(struct sse_client *c) {
+  if (c->watch)
+    event_del(c->watch);
   if (c->suspended) {
     c->suspended = false;
     MHD_resume_connection(c->conn);
@@ -101,19 +106,43 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
     return MHD_CONTENT_READER_END_OF_STREAM;
   c->suspended = true;
   MHD_suspend_connection(c->conn);
+  if (c->watch)
+    event_add(c->watch, NULL);
   return 0;
+}
+
+/* A suspended stream's socket became readable: the client closed it (or sent
+ * something, which an event-stream client never does). End the stream. */
+static void on_watch(evutil_socket_t fd, short what, void *arg) {
+  (void)what;
+  struct sse_client *c = arg;
+  char b;
+  ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+    if (c->suspended)
+      event_add(c->watch, NULL);
+    return;
+  }
+  c->closing = true;
+  vbuf_free(&c->q);
+  c->off = 0;
+  wake(c);
 }
 
 static void sse_free(void *cls) {
   struct sse_client *c = cls;
   struct sse *s = c->s;
-  if (c->prev)
-    c->prev->next = c->next;
-  else if (s->head == c)
-    s->head = c->next;
-  if (c->next)
-    c->next->prev = c->prev;
-  s->n--;
+  if (s) {
+    if (c->prev)
+      c->prev->next = c->next;
+    else if (s->head == c)
+      s->head = c->next;
+    if (c->next)
+      c->next->prev = c->prev;
+    s->n--;
+  }
+  if (c->watch)
+    event_free(c->watch);
   vbuf_free(&c->q);
   free(c);
 }
@@ -151,12 +180,17 @@ static enum MHD_Result h_events(struct viewer_req *r, void *ud) {
     return MHD_NO;
   c->s = s;
   c->conn = viewer_req_conn(r);
+  const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+  if (ci)
+    c->watch = event_new(viewer_base(s->v), ci->connect_fd, EV_READ, on_watch, c);
   json_t *snap = json_pack("{s:s, s:o}", "type", "snapshot", "peers", peers_list_json(viewer_peers(s->v)));
   size_t n = 0;
   char *f = frame("snapshot", snap, &n);
   if (!f || vbuf_add(&c->q, f, n) != 0) {
     free(f);
     vbuf_free(&c->q);
+    if (c->watch)
+      event_free(c->watch);
     free(c);
     return MHD_NO;
   }
@@ -165,6 +199,8 @@ static enum MHD_Result h_events(struct viewer_req *r, void *ud) {
       MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sse_read, c, sse_free);
   if (!resp) {
     vbuf_free(&c->q);
+    if (c->watch)
+      event_free(c->watch);
     free(c);
     return MHD_NO;
   }

@@ -426,6 +426,20 @@ def main():
     r, body = request(alice, "GET", "/api/peers")
     ok(json.loads(body) == [], "/api/peers is empty again")
 
+    # ---- event stream limit; closed streams free their slot at once ----
+    more = [SSE(alice) for _ in range(63)]
+    ok(all(m.status == 200 for m in more), "64 event streams at once")
+    extra = SSE(alice)
+    ok(extra.status == 503, "the 65th event stream is refused with 503", extra.status)
+    extra.close()
+    for m in more:
+        m.close()
+    time.sleep(0.5)
+    again = [SSE(alice) for _ in range(10)]
+    ok(all(m.status == 200 for m in again), "streams closed by their clients are dropped without waiting for a ping")
+    for m in again:
+        m.close()
+
     # ---- bind errors and 0.0.0.0 ----
     dup = Peer("dup", env={"GOOP2_VIEWER_ADDR": "127.0.0.1:%d" % alice.port})
     rc = dup.proc.wait(10)
