@@ -580,6 +580,21 @@ int goop_gossip_add_peer(goop_gossip *g, const goop_peer_id *id, enum goop_gossi
   return 0;
 }
 
+void goop_gossip_peer_restart_output(goop_gossip *g, goop_gossip_peer *p) {
+  if (!g || !p)
+    return;
+  goop_buf_reset(&p->out);
+  goop_buf_reset(&p->top);
+  goop_buf_reset(&p->ctl);
+  for (struct topic *t = g->topics; t; t = t->next) {
+    if (t->subscribed)
+      pend_sub(g, p, t, true);
+    if (pv_has(&t->mesh, p))
+      pend_graft(g, p, t);
+  }
+  flush_all(g);
+}
+
 void goop_gossip_peer_set_proto(goop_gossip *g, goop_gossip_peer *p, enum goop_gossip_proto proto) {
   if (!p || (unsigned)proto > GOOP_GOSSIP_FLOODSUB || p->proto == proto)
     return;

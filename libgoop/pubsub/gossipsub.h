@@ -106,6 +106,12 @@ void goop_gossip_free(goop_gossip *g);
  */
 int goop_gossip_add_peer(goop_gossip *g, const goop_peer_id *id, enum goop_gossip_proto proto, void *peer_ud,
                          goop_tstamp now, goop_gossip_peer **ret);
+/*
+ * Drop everything queued for |p| and queue the hello again (our
+ * subscriptions, and GRAFTs for meshes it is in): for a new outbound stream
+ * after an old one carried part of the output.
+ */
+void goop_gossip_peer_restart_output(goop_gossip *g, goop_gossip_peer *p);
 /* Change the protocol of a peer (e.g. when its outbound stream is negotiated). */
 void goop_gossip_peer_set_proto(goop_gossip *g, goop_gossip_peer *p, enum goop_gossip_proto proto);
 void goop_gossip_remove_peer(goop_gossip *g, goop_gossip_peer *p);

@@ -37,7 +37,8 @@ struct ps_peer {
   goop_stream *out;     /* our outbound stream (we hold a reference) */
   goop_stream *in;      /* the stream the remote opened */
   struct ps_open *opening;
-  bool dead; /* remove at the next reap */
+  bool wrote; /* bytes went out on an outbound stream (a later one starts over) */
+  bool dead;  /* remove at the next reap */
 };
 
 /* A pending goop_host_new_stream(); outlives the pubsub object if needed. */
@@ -122,6 +123,11 @@ static void close_stream(goop_stream **sp) {
   *sp = NULL;
 }
 
+/* A stream whose connection already closed (its error callback may not have run yet). */
+static bool stale(const goop_stream *s) {
+  return s && goop_conn_is_closed(goop_stream_conn(s));
+}
+
 static void schedule_reap(goop_pubsub *ps) {
   event_active(ps->reap_ev, EV_TIMEOUT, 0);
 }
@@ -175,6 +181,7 @@ static void pump_out(struct ps_peer *pp) {
       return;
     }
     goop_gossip_output_consume(pp->gp, (size_t)w);
+    pp->wrote = true;
   }
 }
 
@@ -278,6 +285,8 @@ static void in_error(goop_stream *s, int err, void *ud) {
 
 static const struct goop_stream_callbacks in_cbs = {GOOP_STREAM_CALLBACKS_V1, in_readable, NULL, in_error};
 
+static int open_out(struct ps_peer *pp, size_t first, size_t last);
+
 static void out_readable(goop_stream *s, void *ud) {
   (void)ud;
   /* Nothing is expected on our outbound stream; drain and ignore (EOF too). */
@@ -296,7 +305,10 @@ static void out_error(goop_stream *s, int err, void *ud) {
   if (pp->out != s)
     return;
   goop__log_debug(pp->ps->ctx, "pubsub: outbound stream failed: %s", goop_strerror(err));
-  mark_dead(pp);
+  close_stream(&pp->out);
+  /* The remote still talks to us on a live connection: open a new stream once. */
+  if (!pp->in || stale(pp->in) || open_out(pp, 0, GOOP_ARRAY_SIZE(protos) - 1) != 0)
+    mark_dead(pp);
 }
 
 static const struct goop_stream_callbacks out_cbs = {GOOP_STREAM_CALLBACKS_V1, out_readable, out_writable,
@@ -332,9 +344,11 @@ static void open_done(goop_host *host, int status, goop_stream *s, void *ud) {
   pp->out = s;
   goop_stream_set_idle_timeout(s, 0);
   goop_stream_set_callbacks(s, &out_cbs, pp);
-  if (pp->gp)
+  if (pp->gp) {
     goop_gossip_peer_set_proto(ps->g, pp->gp, proto);
-  else if (ensure_core_peer(pp, proto) != 0) {
+    if (pp->wrote)
+      goop_gossip_peer_restart_output(ps->g, pp->gp);
+  } else if (ensure_core_peer(pp, proto) != 0) {
     mark_dead(pp);
     return;
   }
@@ -374,8 +388,10 @@ static void stream_handler(goop_host *host, goop_stream *s, void *ud) {
     goop_stream_unref(s);
     return;
   }
-  /* A newer inbound stream replaces the older one. */
+  /* A newer inbound stream replaces the older one; a stream on a closed connection is gone. */
   close_stream(&pp->in);
+  if (stale(pp->out))
+    close_stream(&pp->out);
   pp->in = s;
   goop_stream_set_idle_timeout(s, 0);
   goop_stream_set_callbacks(s, &in_cbs, pp);
@@ -536,6 +552,10 @@ int goop_pubsub_peer_connected(goop_pubsub *ps, const goop_peer_id *peer) {
   struct ps_peer *pp = get_peer(ps, peer);
   if (!pp)
     return GOOP_ENOMEM;
+  if (stale(pp->out))
+    close_stream(&pp->out);
+  if (stale(pp->in))
+    close_stream(&pp->in);
   int rc = open_out(pp, best, worst);
   if (rc && !pp->in && !pp->out)
     mark_dead(pp);

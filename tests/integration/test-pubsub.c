@@ -252,6 +252,36 @@ static void test_raw_peer(void) {
   goop_identity_free(other);
 }
 
+static bool b_has_one_peer(void) {
+  struct goop_pubsub_stats st;
+  goop_pubsub_get_stats(N[1].ps, &st);
+  return st.peers == 1; /* only A: C is gone */
+}
+
+static bool c_back(void) {
+  return goop_pubsub_topic_peers(N[2].ps, TOPIC) == 1 && goop_pubsub_topic_peers(N[1].ps, TOPIC) >= 2;
+}
+
+static bool got7(void) {
+  return N[2].got[7] == 1;
+}
+
+static void test_reconnect(void) {
+  /* B drops its connection to C: both forget each other; C reconnects and messages flow again. */
+  goop_conn *c = goop_host_get_conn(N[1].h, &N[2].pid);
+  CHECK(c != NULL);
+  if (!c)
+    return;
+  goop_conn_close(c);
+  CHECK(run_until(b_has_one_peer, 10));
+  char addr[300];
+  full_addr(N[1].h, addr, sizeof(addr));
+  CHECK_INT_EQ(goop_host_connect_addr(N[2].h, addr, 5000, on_connect, NULL), 0);
+  CHECK(run_until(c_back, 10));
+  CHECK_INT_EQ(goop_pubsub_publish(N[0].ps, TOPIC, "msg7", 4), 0);
+  CHECK(run_until(got7, 10));
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   base = event_base_new();
@@ -260,6 +290,7 @@ int main(void) {
   goop_ctx_set_log_fn(ctx, log_fn, GOOP_LOG_DEBUG, NULL);
   RUN(test_three_hosts);
   RUN(test_raw_peer);
+  RUN(test_reconnect);
   for (int i = 0; i < 3; i++) {
     goop_pubsub_free(N[i].ps);
     goop_host_free(N[i].h);
