@@ -244,7 +244,8 @@ static enum MHD_Result h_api_self(struct viewer_req *r, void *ud) {
                                        "guest", "email", "", "avatar_hash", ""));
   return viewer_reply_json(r, MHD_HTTP_OK,
                            json_pack("{s:s, s:s, s:s, s:s}", "id", viewer_self_id(v), "label", own_label(v),
-                                     "email", cfg_str(v, "profile.email"), "avatar_hash", ""));
+                                     "email", cfg_str(v, "profile.email"), "avatar_hash",
+                                     viewer_avatar_hash(v)));
 }
 
 static void on_dial(goop_host *h, int status, goop_conn *c, void *ud) {

@@ -12,12 +12,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define GUEST_COOKIE "goop_guest"
@@ -45,6 +47,10 @@ struct viewer {
   size_t n_routes;
   void *peers_routes;
   bool stopping;
+  char *avatar_path;
+  char avatar_hash[17];
+  struct timespec avatar_mtime;
+  off_t avatar_size;
 };
 
 struct viewer_req {
@@ -147,6 +153,46 @@ static int random_hex(char *out, size_t nbytes) {
   }
   out[2 * nbytes] = 0;
   return 0;
+}
+
+/* ---- own avatar ---- */
+
+#define AVATAR_MAX (512u << 10)
+
+/* First 8 bytes of the SHA-256 of avatar.png, hex; "" without one. Cached by mtime and size. */
+const char *viewer_avatar_hash(struct viewer *v) {
+  struct stat st;
+  if (!v->avatar_path || stat(v->avatar_path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
+      (uint64_t)st.st_size > AVATAR_MAX) {
+    v->avatar_hash[0] = 0;
+    v->avatar_size = -1;
+    return v->avatar_hash;
+  }
+  if (st.st_size == v->avatar_size && st.st_mtim.tv_sec == v->avatar_mtime.tv_sec &&
+      st.st_mtim.tv_nsec == v->avatar_mtime.tv_nsec)
+    return v->avatar_hash;
+  v->avatar_hash[0] = 0;
+  v->avatar_size = -1;
+  FILE *f = fopen(v->avatar_path, "rb");
+  if (!f)
+    return v->avatar_hash;
+  uint8_t *buf = malloc(AVATAR_MAX);
+  size_t n = buf ? fread(buf, 1, AVATAR_MAX, f) : 0;
+  fclose(f);
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int mdlen = 0;
+  if (buf && n > 0 && EVP_Digest(buf, n, md, &mdlen, EVP_sha256(), NULL) == 1 && mdlen >= 8) {
+    static const char hx[] = "0123456789abcdef";
+    for (int i = 0; i < 8; i++) {
+      v->avatar_hash[2 * i] = hx[md[i] >> 4];
+      v->avatar_hash[2 * i + 1] = hx[md[i] & 15];
+    }
+    v->avatar_hash[16] = 0;
+    v->avatar_size = st.st_size;
+    v->avatar_mtime = st.st_mtim;
+  }
+  free(buf);
+  return v->avatar_hash;
 }
 
 /* ---- accessors ---- */
@@ -733,6 +779,14 @@ struct viewer *viewer_new(struct event_base *base, const goop_identity *id, cons
   }
   if (opt->config_path && !(v->config_path = strdup(opt->config_path)))
     goto fail_oom;
+  v->avatar_size = -1;
+  const char *pdir = opt->cfg ? goop_config_base_dir(opt->cfg) : NULL;
+  if (pdir) {
+    size_t al = strlen(pdir) + sizeof("/avatar.png");
+    if (!(v->avatar_path = malloc(al)))
+      goto fail_oom;
+    snprintf(v->avatar_path, al, "%s/avatar.png", pdir);
+  }
   goop_peer_id pid;
   goop_identity_peer_id(id, &pid);
   if (goop_peer_id_to_string(&pid, v->self_id, sizeof(v->self_id)) < 0 || random_hex(v->csrf, 32) != 0) {
@@ -798,5 +852,6 @@ void viewer_free(struct viewer *v) {
     close(v->listen_fd);
   peers_free(v->peers);
   free(v->config_path);
+  free(v->avatar_path);
   free(v);
 }

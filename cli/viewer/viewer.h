@@ -164,5 +164,7 @@ void viewer_kick(struct viewer *v);
 struct event_base *viewer_base(const struct viewer *v);
 const goop_config *viewer_config(const struct viewer *v);
 const char *viewer_config_path(const struct viewer *v);
+/* First 8 bytes of SHA-256 of the peer directory's avatar.png in hex, or "". */
+const char *viewer_avatar_hash(struct viewer *v);
 
 #endif

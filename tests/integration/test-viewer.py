@@ -8,6 +8,7 @@ checks every route, status codes and headers, SSE framing (snapshot, then an
 update when a second peer connects, then a remove after the TTL), owner vs
 guest, CSRF, body and header limits, slow and many clients, bind errors.
 """
+import hashlib
 import http.client
 import json
 import os
@@ -220,6 +221,15 @@ def main():
     ok(me == {"id": alice.id, "label": "hello", "email": "", "avatar_hash": ""}, "/api/self shape", me)
     r, body = request(alice, "GET", "/api/peers")
     ok(r.status == 200 and json.loads(body) == [], "/api/peers is an empty array at first", body)
+    avatar = b"\x89PNG\r\n\x1a\n fake avatar bytes"
+    with open(os.path.join(alice.dir, "avatar.png"), "wb") as f:
+        f.write(avatar)
+    r, body = request(alice, "GET", "/api/self")
+    want = hashlib.sha256(avatar).hexdigest()[:16]
+    ok(json.loads(body)["avatar_hash"] == want, "/api/self avatar_hash = first 8 bytes of SHA-256 of avatar.png")
+    os.unlink(os.path.join(alice.dir, "avatar.png"))
+    r, body = request(alice, "GET", "/api/self")
+    ok(json.loads(body)["avatar_hash"] == "", "no avatar.png: empty avatar_hash")
     r, _ = request(alice, "HEAD", "/api/self")
     ok(r.status == 200, "HEAD is accepted where GET is")
 
