@@ -916,6 +916,22 @@ static void handle_prune(goop_gossip *g, goop_gossip_peer *p, const struct goop_
     add_backoff(g, t, &p->id, now + bo);
 }
 
+/*
+ * js-libp2p computes message IDs as protobuf(public key) ‖ seqno; for inlined
+ * keys that is our from ‖ seqno without the identity multihash prefix
+ * (0x00, length). Check that form too so that js IHAVEs do not make us ask
+ * for messages we already have.
+ */
+static bool seen_alt(goop_gossip *g, goop_rpc_bytes id) {
+  if (id.len <= 8 || id.len - 8 > 42)
+    return false;
+  uint8_t alt[2 + GOOP_RPC_MAX_MSG_ID];
+  alt[0] = 0x00;
+  alt[1] = (uint8_t)(id.len - 8);
+  memcpy(alt + 2, id.p, id.len);
+  return seen_has(g, alt, id.len + 2);
+}
+
 static void handle_ihave(goop_gossip *g, goop_gossip_peer *p, const struct goop_rpc *rpc) {
   if (!rpc->n_ihave)
     return;
@@ -929,7 +945,7 @@ static void handle_ihave(goop_gossip *g, goop_gossip_peer *p, const struct goop_
       continue;
     for (size_t j = 0; j < rpc->ihave[i].n_ids && p->iasked < g->prm.max_ihave_len; j++) {
       goop_rpc_bytes idb = rpc->ihave_ids[rpc->ihave[i].first_id + j];
-      if (!idb.len || seen_has(g, idb.p, idb.len))
+      if (!idb.len || seen_has(g, idb.p, idb.len) || seen_alt(g, idb))
         continue;
       bool dup = false;
       for (size_t k = 0; k < n_want && !dup; k++)

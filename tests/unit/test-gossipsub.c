@@ -602,6 +602,12 @@ static void test_signatures(void) {
   /* Seen IDs are not asked for again. */
   raw_send(x, &r);
   CHECK_INT_EQ(raw_recv(x).iwant_ids, 0);
+  /* Nor in the js form of the ID: protobuf(key) ‖ seqno (our ID without the multihash prefix). */
+  goop_rpc_bytes js_id = {id + 2, idb.len - 2};
+  r.ihave_ids = &js_id;
+  raw_send(x, &r);
+  CHECK_INT_EQ(raw_recv(x).iwant_ids, 0);
+  r.ihave_ids = &idb;
 
   /* Node 1 publishes; X asks node 0 for it by ID and gets it. */
   publish(1, "msg10");
