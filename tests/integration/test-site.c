@@ -694,6 +694,52 @@ static void test_unserve(void) {
   CHECK(still_serving());
 }
 
+static void test_cancel_early(void) {
+  struct fetch f = {0};
+  f.cap = 1 << 20;
+  f.buf = calloc(1, f.cap);
+  CHECK_INT_EQ(goop_site_fetch_start(hb, &ida, "/", 0, 0, &fcb, &f, &f.handle), 0);
+  goop_site_fetch_cancel(f.handle);
+  CHECK(!f.done); /* on_done runs later */
+  run_until(&f.done, 10000);
+  CHECK_INT_EQ(f.status, GOOP_ECANCELED);
+  fetch_free(&f);
+  CHECK(still_serving());
+}
+
+/* Freeing the site while it streams a file resets that stream. */
+static volatile bool got_some;
+static int stop_chunk(goop_site_fetch *h, const uint8_t *data, size_t len, void *ud) {
+  struct fetch *f = ud;
+  (void)h, (void)data;
+  f->got += len;
+  if (f->got > (1u << 20))
+    got_some = true;
+  return 0;
+}
+static const struct goop_site_fetch_callbacks stop_cb = {GOOP_SITE_FETCH_CALLBACKS_V1, f_header, stop_chunk,
+                                                         f_done};
+static void test_free_while_serving(void) {
+  char p[2048];
+  snprintf(p, sizeof(p), "%s/mid.bin", root_a);
+  FILE *fp = fopen(p, "wb");
+  CHECK(fp != NULL);
+  CHECK_INT_EQ(ftruncate(fileno(fp), 64 << 20), 0);
+  fclose(fp);
+  struct fetch f = {0};
+  CHECK_INT_EQ(goop_site_fetch_start(hb, &ida, "/mid.bin", 128u << 20, 0, &stop_cb, &f, &f.handle), 0);
+  run_until(&got_some, 10000);
+  CHECK(got_some);
+  goop_site_fetch_pause(f.handle, true); /* keep the server from finishing first */
+  goop_site_free(site_a);
+  site_a = NULL;
+  goop_site_fetch_pause(f.handle, false);
+  run_until(&f.done, 10000);
+  CHECK(f.done);
+  CHECK(f.status != 0);
+  CHECK(f.got < (64u << 20));
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   base = event_base_new();
@@ -763,6 +809,8 @@ int main(void) {
   RUN(test_content_avatar);
   RUN(test_big);
   RUN(test_unserve);
+  RUN(test_cancel_early);
+  RUN(test_free_while_serving);
 
   goop_site_free(site_a);
   run_for(100);
