@@ -280,6 +280,62 @@ static enum MHD_Result h_connect(struct viewer_req *r, void *ud) {
   return viewer_reply_json(r, MHD_HTTP_ACCEPTED, json_pack("{s:s, s:s}", "status", "dialing", "addr", addr));
 }
 
+/* GET /api/ping/<peer-id>: libp2p ping, answered asynchronously. */
+struct ping_op {
+  struct viewer_req *r; /* NULL once the request ended */
+  char id[GOOP_PEER_ID_STR_MAX];
+};
+
+static void ping_req_done(struct viewer_req *r, void *ud) {
+  (void)r;
+  struct ping_op *op = ud;
+  op->r = NULL; /* the ping callback frees op */
+}
+
+static void on_ping_result(goop_host *h, int status, uint64_t rtt_us, void *ud) {
+  (void)h;
+  struct ping_op *op = ud;
+  struct viewer_req *r = op->r;
+  if (r) {
+    viewer_req_on_done(r, NULL, NULL);
+    if (status)
+      (void)viewer_reply_text(r, MHD_HTTP_BAD_GATEWAY, goop_strerror(status));
+    else
+      (void)viewer_reply_json(r, MHD_HTTP_OK,
+                              json_pack("{s:s, s:f}", "peer_id", op->id, "rtt_ms", (double)rtt_us / 1000.0));
+    viewer_req_resume(r);
+  }
+  free(op);
+}
+
+static enum MHD_Result h_ping(struct viewer_req *r, void *ud) {
+  (void)ud;
+  struct viewer *v = viewer_req_viewer(r);
+  goop_peer_id pid;
+  const char *id = viewer_req_subpath(r);
+  if (goop_peer_id_from_string(id, &pid) != 0)
+    return viewer_reply_text(r, MHD_HTTP_BAD_REQUEST, "invalid peer id");
+  if (!viewer_host(v))
+    return viewer_reply_text(r, MHD_HTTP_SERVICE_UNAVAILABLE, "no libp2p host");
+  struct ping_op *op = calloc(1, sizeof(*op));
+  if (!op)
+    return MHD_NO;
+  op->r = r;
+  snprintf(op->id, sizeof(op->id), "%s", id);
+  /* suspend first: the callback may run before goop_host_ping() returns */
+  viewer_req_on_done(r, ping_req_done, op);
+  viewer_req_suspend(r);
+  int rc = goop_host_ping(viewer_host(v), &pid, 10000, on_ping_result, op);
+  if (rc) {
+    viewer_req_on_done(r, NULL, NULL);
+    free(op);
+    enum MHD_Result ret = viewer_reply_text(r, MHD_HTTP_BAD_GATEWAY, goop_strerror(rc));
+    viewer_req_resume(r);
+    return ret;
+  }
+  return MHD_YES;
+}
+
 /* ---- pages ---- */
 
 static enum MHD_Result h_root(struct viewer_req *r, void *ud) {
@@ -373,6 +429,7 @@ int viewer_routes_peers(struct viewer *v) {
       {"/api/peers/events", VIEWER_GET, 0, h_events, s},
       {"/api/peers/connect", VIEWER_POST, VIEWER_ROUTE_OWNER | VIEWER_ROUTE_CSRF | VIEWER_ROUTE_BODY,
        h_connect, NULL},
+      {"/api/ping/", VIEWER_GET, VIEWER_ROUTE_PREFIX | VIEWER_ROUTE_OWNER, h_ping, NULL},
       {"/assets/", VIEWER_GET, VIEWER_ROUTE_PREFIX, h_assets, NULL},
   };
   for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)

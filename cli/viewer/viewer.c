@@ -47,6 +47,7 @@ struct viewer {
   size_t n_routes;
   void *peers_routes;
   bool stopping;
+  struct viewer_req *suspended; /* list of suspended requests */
   char *avatar_path;
   char avatar_hash[17];
   struct timespec avatar_mtime;
@@ -72,6 +73,10 @@ struct viewer_req {
   bool json_parsed;
   void (*done_fn)(struct viewer_req *r, void *ud);
   void *done_ud;
+  bool suspended;
+  bool gone;
+  struct event *watch;
+  struct viewer_req *susp_prev, *susp_next;
 };
 
 /* ---- small helpers ---- */
@@ -283,11 +288,61 @@ void viewer_req_on_done(struct viewer_req *r, void (*fn)(struct viewer_req *r, v
   r->done_ud = ud;
 }
 
+bool viewer_req_is_gone(const struct viewer_req *r) {
+  return r->gone;
+}
+
+static void susp_unlink(struct viewer_req *r) {
+  if (r->susp_prev)
+    r->susp_prev->susp_next = r->susp_next;
+  else if (r->v->suspended == r)
+    r->v->suspended = r->susp_next;
+  if (r->susp_next)
+    r->susp_next->susp_prev = r->susp_prev;
+  r->susp_prev = r->susp_next = NULL;
+}
+
+/* The socket of a suspended request became readable: EOF or an error means
+ * the client left (a pipelined next request ends this one too). */
+static void on_req_watch(evutil_socket_t fd, short what, void *arg) {
+  (void)what;
+  struct viewer_req *r = arg;
+  char b;
+  ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+    if (r->suspended)
+      event_add(r->watch, NULL);
+    return;
+  }
+  r->gone = true;
+  viewer_req_resume(r);
+}
+
 void viewer_req_suspend(struct viewer_req *r) {
+  if (r->suspended)
+    return;
   MHD_suspend_connection(r->conn);
+  r->suspended = true;
+  r->susp_next = r->v->suspended;
+  if (r->susp_next)
+    r->susp_next->susp_prev = r;
+  r->v->suspended = r;
+  if (!r->watch) {
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci)
+      r->watch = event_new(r->v->base, ci->connect_fd, EV_READ, on_req_watch, r);
+  }
+  if (r->watch)
+    event_add(r->watch, NULL);
 }
 
 void viewer_req_resume(struct viewer_req *r) {
+  if (!r->suspended)
+    return;
+  r->suspended = false;
+  susp_unlink(r);
+  if (r->watch)
+    event_del(r->watch);
   MHD_resume_connection(r->conn);
   mhd_ev_kick(r->v->ev);
 }
@@ -563,8 +618,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     return vbuf_add(&r->body, upload_data, n) == 0 ? MHD_YES : MHD_NO;
   }
-  if (r->dispatched) /* resumed without an answer: ask the handler again */
+  if (r->dispatched) { /* resumed without an answer: ask the handler again */
+    if (r->gone)
+      return MHD_NO;
     return r->answered || !r->route ? MHD_YES : r->route->fn(r, r->route->ud);
+  }
   r->dispatched = true;
   if (r->too_big)
     return viewer_reply_text(r, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large");
@@ -589,6 +647,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
   if (!r)
     return;
   *con_cls = NULL;
+  if (r->suspended) {
+    r->suspended = false;
+    susp_unlink(r);
+  }
+  if (r->watch)
+    event_free(r->watch);
   if (r->done_fn)
     r->done_fn(r, r->done_ud);
   json_decref(r->json);
@@ -842,6 +906,13 @@ void viewer_free(struct viewer *v) {
     if (lf->v == v)
       lf->v = NULL;
   viewer_routes_peers_stop(v);
+  while (v->suspended) { /* MHD must not stop with suspended connections */
+    struct viewer_req *r = v->suspended;
+    if (!r->answered)
+      (void)viewer_reply_text(r, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down");
+    r->gone = true;
+    viewer_req_resume(r);
+  }
   if (v->d) {
     MHD_run(v->d); /* let resumed streams finish */
     MHD_stop_daemon(v->d);

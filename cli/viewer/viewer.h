@@ -129,9 +129,19 @@ enum MHD_Result viewer_reply_text(struct viewer_req *r, unsigned status, const c
 enum MHD_Result viewer_reply_json(struct viewer_req *r, unsigned status, json_t *j);
 enum MHD_Result viewer_reply_redirect(struct viewer_req *r, unsigned status, const char *location);
 
-/* Suspend the connection from a handler; later queue a response and resume. */
+/*
+ * Asynchronous answers. A handler (or a content reader) suspends the
+ * connection; a libevent callback later queues a response with
+ * viewer_req_queue()/viewer_reply*() and calls viewer_req_resume(). While
+ * suspended, the client's socket is watched: if the client goes away,
+ * viewer_req_is_gone() becomes true and the connection is resumed so that it
+ * ends (the on_done callback then runs; a handler asked again returns
+ * nothing, a content reader should return MHD_CONTENT_READER_END_WITH_ERROR).
+ * When the viewer stops, suspended requests without an answer get 503.
+ */
 void viewer_req_suspend(struct viewer_req *r);
 void viewer_req_resume(struct viewer_req *r);
+bool viewer_req_is_gone(const struct viewer_req *r);
 
 /* ---- helpers shared by route files ---- */
 

@@ -416,6 +416,15 @@ def main():
     ok([p["ID"] for p in rows] == [bob.id], "/api/peers lists bob", rows)
     r, body = request(bob, "GET", "/api/peers")
     ok([p["ID"] for p in json.loads(body)] == [alice.id], "bob's viewer lists alice (bootstrap)")
+    # an asynchronous route (suspend, answer from a libevent callback, resume)
+    r, body = request(alice, "GET", "/api/ping/" + bob.id)
+    res = json.loads(body) if r.status == 200 else {}
+    ok(r.status == 200 and res.get("peer_id") == bob.id and res.get("rtt_ms", -1) >= 0,
+       "GET /api/ping/<bob> answers asynchronously", body)
+    r, body = request(alice, "GET", "/api/ping/nope")
+    ok(r.status == 400, "ping of an invalid peer id is 400")
+    r, _ = request(alice, "GET", "/api/ping/" + bob.id, headers={"X-Forwarded-For": "1.2.3.4"})
+    ok(r.status == 403, "guests cannot ping")
     # a second stream gets bob in its snapshot
     ev2 = SSE(alice)
     snap = ev2.event(time.time() + 5)
@@ -435,6 +444,17 @@ def main():
     ok(got == ("remove", {"type": "remove", "peer_id": bob.id}), "SSE remove after bob leaves and the TTL ends", got)
     r, body = request(alice, "GET", "/api/peers")
     ok(json.loads(body) == [], "/api/peers is empty again")
+    t0 = time.time()
+    r, body = request(alice, "GET", "/api/ping/" + bob.id)
+    ok(r.status == 502 and time.time() - t0 < 12, "ping of a stopped peer is 502", (r.status, body))
+    # a client leaving while its request is suspended: the peer keeps serving
+    s = socket.create_connection((alice.host, alice.port), timeout=5)
+    s.sendall(("GET /api/ping/%s HTTP/1.1\r\nHost: x\r\n\r\n" % bob.id).encode())
+    time.sleep(0.2)
+    s.close()
+    time.sleep(0.3)
+    r, _ = request(alice, "GET", "/api/self")
+    ok(r.status == 200 and alice.proc.poll() is None, "a client leaving a suspended request is handled")
 
     # ---- event stream limit; closed streams free their slot at once ----
     more = [SSE(alice) for _ in range(63)]
