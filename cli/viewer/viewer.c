@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -534,12 +535,42 @@ static bool is_loopback(const struct sockaddr *sa) {
   return false;
 }
 
-/* Owner: loopback and no forwarding header. Otherwise a guest with a cookie id. */
+/* A Host header naming this machine's loopback: "localhost", 127.x.y.z or [::1], with an optional port.
+ * Anything else from a loopback client is a page of another site reached through DNS rebinding. */
+static bool is_loopback_host(const char *h) {
+  if (!h)
+    return true; /* HTTP/1.0 without Host */
+  char name[300];
+  size_t n = strlen(h);
+  if (n == 0 || n >= sizeof(name))
+    return false;
+  memcpy(name, h, n + 1);
+  char *end = name[0] == '[' ? strchr(name, ']') : strrchr(name, ':');
+  if (name[0] == '[') {
+    if (!end || (end[1] && end[1] != ':'))
+      return false;
+    *end = 0;
+    memmove(name, name + 1, strlen(name + 1) + 1);
+  } else if (end) {
+    *end = 0;
+  }
+  if (strcasecmp(name, "localhost") == 0 || strcasecmp(name, "localhost.") == 0)
+    return true;
+  struct in_addr a4;
+  struct in6_addr a6;
+  if (inet_pton(AF_INET, name, &a4) == 1)
+    return (ntohl(a4.s_addr) >> 24) == 127;
+  if (inet_pton(AF_INET6, name, &a6) == 1)
+    return IN6_IS_ADDR_LOOPBACK(&a6);
+  return false;
+}
+
+/* Owner: loopback, no forwarding header, a loopback Host. Otherwise a guest with a cookie id. */
 static int identify_caller(struct viewer_req *r) {
   const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
   bool forwarded = viewer_req_header(r, "Forwarded") || viewer_req_header(r, "X-Forwarded-For") ||
                    viewer_req_header(r, "X-Real-IP");
-  if (ci && is_loopback(ci->client_addr) && !forwarded) {
+  if (ci && is_loopback(ci->client_addr) && !forwarded && is_loopback_host(viewer_req_header(r, "Host"))) {
     r->owner = true;
     snprintf(r->caller, sizeof(r->caller), "%s", r->v->self_id);
     return 0;

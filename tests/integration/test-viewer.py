@@ -285,6 +285,14 @@ def main():
     ok(json.loads(body)["id"] != alice.id and r.getheader("Set-Cookie"), "a forged guest cookie is replaced")
     r, _ = request(alice, "GET", "/self", headers={"X-Forwarded-For": "1.2.3.4"})
     ok(r.status == 403, "guest gets 403 on /self")
+    for host in ["localhost:%d" % alice.port, "127.0.0.1", "127.1.2.3:80", "[::1]:%d" % alice.port, "LOCALHOST"]:
+        r, body = request(alice, "GET", "/api/self", headers={"Host": host})
+        ok(json.loads(body)["id"] == alice.id, "Host %s from loopback is the owner" % host)
+    for host in ["evil.example", "evil.example:%d" % alice.port, "192.0.2.7:8080", "[::2]:1", "localhost.evil"]:
+        r, body = request(alice, "GET", "/api/self", headers={"Host": host})
+        ok(json.loads(body)["id"].startswith("guest-"), "Host %s (DNS rebinding) is a guest" % host)
+    r, _ = request(alice, "GET", "/self", headers={"Host": "evil.example"})
+    ok(r.status == 403, "a rebinding page cannot read /self")
     r, _ = request(alice, "POST", "/api/peers/connect", body=json.dumps({"addr": "/ip4/127.0.0.1/tcp/1", "csrf": csrf}),
                    headers={"X-Forwarded-For": "1.2.3.4", "Content-Type": "application/json"})
     ok(r.status == 403, "guest gets 403 on an owner POST even with the token")
