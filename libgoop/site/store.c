@@ -15,6 +15,9 @@
  *    one SELECT, reads of the named table only and a list of harmless
  *    functions; the statement must be read-only and alone, and runs with
  *    tight SQLite limits and a VM instruction budget.
+ * The owner keeps the Goop² behaviour (raw where and column expressions) but
+ * still gets one read-only statement, the value-size limits and a (larger)
+ * instruction budget.
  * Every write runs in BEGIN IMMEDIATE ... COMMIT with synchronous=FULL, so it
  * is durable once the answer is produced.
  */
@@ -530,10 +533,20 @@ struct auth_ctx {
 };
 
 static const char *const safe_functions[] = {
-    "abs",   "avg",    "char",      "coalesce", "count",     "date",     "datetime", "glob",      "ifnull",
-    "iif",   "instr",  "julianday", "length",   "like",      "likely",   "lower",    "ltrim",     "max",
-    "min",   "nullif", "round",     "rtrim",    "sign",      "strftime", "substr",   "substring", "time",
-    "total", "trim",   "typeof",    "unicode",  "unixepoch", "unlikely", "upper",    "sum",
+    "abs",       "avg",        "char",
+    "coalesce",  "count",      "date",
+    "datetime",  "glob",       "ifnull",
+    "iif",       "instr",      "julianday",
+    "length",    "like",       "likely",
+    "lower",     "ltrim",      "max",
+    "min",       "nullif",     "round",
+    "rtrim",     "sign",       "strftime",
+    "substr",    "substring",  "time",
+    "total",     "trim",       "typeof",
+    "unicode",   "unixepoch",  "unlikely",
+    "upper",     "sum",        "json_extract",
+    "json_type", "json_valid", "json_array_length",
+    "->",        "->>",
 };
 
 static int authorize(void *ud, int action, const char *a3, const char *a4, const char *dbname,
@@ -657,7 +670,7 @@ static void limits_tighten(sqlite3 *db, const goop_site *s, bool owner, struct s
   sl->sql_length = sqlite3_limit(db, SQLITE_LIMIT_SQL_LENGTH, (int)sql);
   sl->vars = sqlite3_limit(db, SQLITE_LIMIT_VARIABLE_NUMBER, STORE_MAX_ARGS + 4);
   sl->expr_depth = sqlite3_limit(db, SQLITE_LIMIT_EXPR_DEPTH, 100);
-  sl->like = sqlite3_limit(db, SQLITE_LIMIT_LIKE_PATTERN_LENGTH, 1000);
+  sl->like = sqlite3_limit(db, SQLITE_LIMIT_LIKE_PATTERN_LENGTH, 100);
   sl->args = sqlite3_limit(db, SQLITE_LIMIT_FUNCTION_ARG, 16);
   sl->compound = sqlite3_limit(db, SQLITE_LIMIT_COMPOUND_SELECT, owner ? -1 : 1);
 }
@@ -1339,11 +1352,11 @@ int goop_site_data_exec(goop_site *site, const struct goop_site_caller *caller, 
     fail(&o, "database not available");
   } else if (len > site->max_request) {
     fail(&o, "request too large");
-  } else if (!depth_ok(request, len)) {
+  } else if (len && !depth_ok(request, len)) {
     fail(&o, "invalid json: nesting too deep");
   } else {
     json_error_t jerr;
-    root = json_loadb(request, len, 0, &jerr);
+    root = json_loadb(request ? request : "", len, 0, &jerr);
     if (!root) {
       fail(&o, "invalid json: %s", jerr.text);
     } else if (!json_is_object(root)) {

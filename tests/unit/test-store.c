@@ -527,6 +527,11 @@ static void test_hostile(void) {
       "{\"op\":\"query\",\"table\":\"notes\",\"where\":\"1; ATTACH DATABASE '/tmp/evil.db' AS e\"}",
       "{\"op\":\"query\",\"table\":\"notes\",\"where\":\"1; PRAGMA writable_schema=1\"}",
       "{\"op\":\"query\",\"table\":\"notes\",\"where\":\"sqlite_version() != ''\"}",
+      "{\"op\":\"query\",\"table\":\"notes\",\"where\":\"title REGEXP 'x'\"}",
+      "{\"op\":\"query\",\"table\":\"notes\",\"where\":\"replace(title, '', '') = title\"}",
+      "{\"op\":\"query\",\"table\":\"notes\",\"where\":\"title LIKE "
+      "?\",\"args\":[\"%a%a%a%a%a%a%a%a%a%a%a%a%a%a%a%a%a%"
+      "a%a%a%a%a%a%a%a%a%a%a%a%a%a%a%a%a%a%a%a%a%a%a%a%a%a%a%a%a%a%a%a%a%a%a%a%a%a%a%a%a%a%a%a%a%a%a%b\"]}",
       "{\"op\":\"query\",\"table\":\"notes\",\"where\":\"title = 'x' OR (SELECT sql FROM sqlite_master) "
       "IS NOT NULL\"}",
       "{\"op\":\"query\",\"table\":\"notes\",\"where\":\"title = 'unterminated\"}",
@@ -583,6 +588,10 @@ static void test_hostile(void) {
                            "lower(title) = 'from alice' AND length(title) > 0\"}") == 1);
   CHECK(count_rows(&alice, "{\"op\":\"query\",\"table\":\"notes\",\"where\":\"title = 'a;b--c/*d(e'\"}") ==
         0);
+  CHECK(
+      count_rows(&alice,
+                 "{\"op\":\"query\",\"table\":\"notes\",\"where\":\"json_extract('{\\\"a\\\":1}', '$.a') = 1 "
+                 "AND upper(substr(title, 1, 1)) IS NOT NULL AND coalesce(_owner, '') != ''\"}") == 4);
   CHECK(count_rows(&alice, "{\"op\":\"query\",\"table\":\"notes\",\"where\":\"(_id > ?) AND (title != ?)\","
                            "\"args\":[0,\"x\"]}") == 4);
   CHECK(count_rows(&alice,
