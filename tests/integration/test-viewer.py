@@ -256,6 +256,44 @@ def main():
     r, _ = request(alice, "GET", "/api/peers/connect")
     ok(r.status == 405, "GET /api/peers/connect is 405")
 
+    # the JavaScript SDK, run by Node against this viewer
+    node = shutil.which("node")
+    sdk = os.path.join(os.path.dirname(os.path.abspath(__file__)), "test-viewer-sdk.js")
+    if node and os.path.exists(sdk):
+        for page, base in [("/p/12D3KooWXyz/index.html", "/api/p/12D3KooWXyz/data"), ("/peers", "/api/data")]:
+            res = subprocess.run([node, sdk, alice.url, page], capture_output=True, text=True, timeout=60)
+            try:
+                out = json.loads(res.stdout)
+            except ValueError:
+                out = {"error": res.stdout + res.stderr}
+            ok("error" not in out, "SDK runs in Node on %s" % page, out.get("error"))
+            if "error" in out:
+                continue
+            ok(out["modules"] == ["data", "form", "forms", "identity", "peers", "site", "ui"], "SDK modules")
+            ok(out["identity"] == me and out["id"] == alice.id and out["label"] == "hello",
+               "Goop.identity reads /api/self")
+            ok(out["peers"] == [], "Goop.peers.list reads /api/peers")
+            want = [["GET", base + "/tables", None],
+                    ["POST", base + "/insert", {"table": "posts", "data": {"title": "hi"}}],
+                    ["POST", base + "/query", {"table": "posts", "where": "_owner = ?", "args": ["x"], "limit": 5}],
+                    ["POST", base + "/update", {"table": "posts", "id": 3, "data": {"title": "yo"}}],
+                    ["POST", base + "/delete", {"table": "posts", "id": 3}],
+                    ["POST", base + "/tables/describe", {"table": "posts"}],
+                    ["POST", base + "/tables/create", {"name": "t", "columns": [{"name": "a", "type": "TEXT"}]}],
+                    ["POST", base + "/tables/delete", {"table": "t"}],
+                    ["POST", base + "/tables/add-column", {"table": "t", "column": {"name": "b", "type": "TEXT"}}],
+                    ["POST", base + "/lua/call", {"function": "fn", "params": {"n": 1}}],
+                    ["GET", base + "/lua/list", None]]
+            ok(out["dataCalls"] == want, "Goop.data requests under %s" % base, out["dataCalls"])
+            ok(out["functions"] == [{"name": "f"}], "Goop.data.functions unwraps .functions")
+            ok(out["siteCalls"] == [["POST", "/api/site/delete"], ["GET", "/api/site/files"]], "Goop.site requests")
+            ok(out["sse"] == {"url": "/api/peers/events", "closed": True,
+                              "seen": [["snapshot", 1], ["update", "b", "b"], ["remove", "b"]]},
+               "Goop.peers.subscribe dispatches snapshot/update/remove", out["sse"])
+    else:
+        print("ok %d - # SKIP node not found" % (N + 1))
+        globals()["N"] += 1
+
     # keep-alive: two requests on one connection
     c = http.client.HTTPConnection(alice.host, alice.port, timeout=5)
     c.request("GET", "/api/self")

@@ -9,7 +9,7 @@
         throw new Error(t.trim() || res.status + " " + res.statusText);
       });
     }
-    return res;
+    return Promise.resolve(res);
   }
 
   function json(res) {
