@@ -788,7 +788,16 @@ void viewer_add_bootstrap(struct viewer *v, const char *multiaddr) {
   const char *p = strstr(multiaddr, "/p2p/");
   if (!p)
     return;
-  (void)peers_pin(v->peers, p + 5, multiaddr);
+  char id[GOOP_PEER_ID_STR_MAX];
+  size_t n = strcspn(p + 5, "/");
+  if (n == 0 || n >= sizeof(id))
+    return;
+  memcpy(id, p + 5, n);
+  id[n] = 0;
+  goop_peer_id pid;
+  if (goop_peer_id_from_string(id, &pid) != 0)
+    return;
+  (void)peers_pin(v->peers, id, multiaddr);
 }
 
 /* ---- lifecycle ---- */
