@@ -69,6 +69,7 @@ struct viewer_req {
   bool too_big;
   bool answered;
   size_t discarded;
+  size_t max_body;
   struct vbuf body;
   json_t *json;
   bool json_parsed;
@@ -624,8 +625,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (!r->path || identify_caller(r) != 0)
       return MHD_NO;
     r->route = match(v, r->path, &r->subpath);
+    r->max_body = r->route && r->route->max_body ? r->route->max_body : v->max_body;
     const char *cl = viewer_req_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (cl && strtoull(cl, NULL, 10) > v->max_body) {
+    if (cl && strtoull(cl, NULL, 10) > r->max_body) {
       r->dispatched = true;
       return viewer_reply_text(r, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large");
     }
@@ -636,14 +638,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     *upload_data_size = 0;
     if (r->dispatched || r->too_big)
       return MHD_YES; /* discarded */
-    if (n > v->max_body - r->body.len) {
+    if (n > r->max_body - r->body.len) {
       r->too_big = true; /* chunked body over the limit: answer 413 at the end */
       vbuf_free(&r->body);
       return MHD_YES;
     }
     if (!r->route || !(r->route->flags & VIEWER_ROUTE_BODY)) {
       r->discarded += n;
-      if (r->discarded > v->max_body)
+      if (r->discarded > r->max_body)
         r->too_big = true;
       return MHD_YES;
     }

@@ -9,7 +9,12 @@
  * store as _owner: the own Peer ID for the owner, "guest-<32 hex>" for a guest.
  *
  * Routes are added with viewer_add_route(); other modules (/p/, /api/data)
- * plug in the same way as the built-in peers routes.
+ * plug in the same way as the built-in peers routes: a file
+ * cli/viewer/routes-<name>.c with `int viewer_routes_<name>(struct viewer *v, ...)`
+ * registering its routes (ud = its state), called by goop2 after
+ * viewer_new(). Handlers run on the loop thread; long work answers
+ * asynchronously (viewer_req_suspend/resume), large bodies stream with
+ * MHD_create_response_from_callback() queued through viewer_req_queue().
  */
 #ifndef GOOP_CLI_VIEWER_H
 #define GOOP_CLI_VIEWER_H
@@ -94,6 +99,7 @@ struct viewer_route {
   unsigned flags;      /* enum viewer_route_flags bits */
   viewer_handler fn;
   void *ud;
+  size_t max_body; /* body limit of this route (0 = viewer_options.max_body) */
 };
 
 /* Add a route (copied); the longest matching pattern wins. 0 or -1. */
