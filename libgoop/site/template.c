@@ -29,7 +29,7 @@
 #define TPL_MAX_FILES 2000
 #define TPL_MAX_DEPTH 32
 #define TPL_MAX_MANIFEST (1u << 20)
-#define TPL_SCHEMA_BUDGET 500000000ull
+#define TPL_SCHEMA_BUDGET 100000000ull /* VM instructions schema.sql may run */
 
 struct tpl_file {
   char *rel;
