@@ -118,12 +118,13 @@ GOOP_API int goop_site_apply_template(goop_site *site, const char *template_dir,
 /* ---- files ------------------------------------------------------------------ */
 
 /**
- * Map a request path to a file under the site root. "" and "/" mean
- * "/index.html". Rejected with GOOP_EFORBIDDEN: "..", percent-encoded dots
- * or slashes, backslashes, NUL and control bytes, anything under lua/, and
- * paths whose real location (symlinks resolved) leaves the root. GOOP_ENOENT
- * if there is no regular file. |*ret_path| is malloc'd (free with free()).
- * Since: 0.1
+ * Map a request path to a file under the site root. The path is
+ * percent-decoded once (a malformed escape is refused); "" and "/" mean
+ * "/index.html". Rejected with GOOP_EFORBIDDEN: any ".." segment (also when
+ * it was written %2e%2e), backslashes, NUL and control bytes, anything under
+ * lua/, and paths whose real location (symlinks resolved) leaves the root.
+ * GOOP_ENOENT if there is no regular file. |*ret_path| is malloc'd (free with
+ * free()). Since: 0.1
  */
 GOOP_API int goop_site_resolve_path(const goop_site *site, const char *request_path,
                                     char **ret_path) GOOP_WARN_UNUSED_RESULT;

@@ -101,6 +101,9 @@ GOOP_API void goop_host_set_events(goop_host *host, const struct goop_host_event
 /** The host's Peer ID. Since: 0.1 */
 GOOP_API void goop_host_peer_id(const goop_host *host, goop_peer_id *ret);
 
+/** The context the host was created on (borrowed). Since: 0.1 */
+GOOP_API goop_ctx *goop_host_get_ctx(const goop_host *host);
+
 /**
  * Listen on a TCP multiaddr such as "/ip4/0.0.0.0/tcp/0" or "/ip6/::/tcp/4001"
  * (port 0 = any free port). Returns 0, GOOP_EPARSE (bad or non-TCP multiaddr),

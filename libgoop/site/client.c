@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "site-internal.h"
-#include "transport/transport-internal.h"
+#include <event2/event.h>
 
 #define CHUNK (64u << 10)
 #define DATA_MAX_LINE (16u << 20)
@@ -457,7 +457,7 @@ static int start(goop_host *host, const goop_peer_id *peer, enum cli_kind kind, 
   f->out = out;
   f->out_len = out_len;
   f->deadline_us = goop__now_us() + (goop_tstamp)timeout_ms * 1000;
-  f->kick = event_new(host->base, -1, 0, kick_cb, f);
+  f->kick = event_new(goop_ctx_get_base(goop_host_get_ctx(host)), -1, 0, kick_cb, f);
   if (!f->kick) {
     cli_free(f);
     return GOOP_ENOMEM;

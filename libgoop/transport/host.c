@@ -1039,6 +1039,10 @@ void goop_host_set_events(goop_host *host, const struct goop_host_events *ev, vo
   host->ev_ud = user_data;
 }
 
+goop_ctx *goop_host_get_ctx(const goop_host *host) {
+  return host ? host->ctx : NULL;
+}
+
 void goop_host_peer_id(const goop_host *host, goop_peer_id *ret) {
   if (host && ret)
     *ret = host->self;
