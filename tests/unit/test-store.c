@@ -538,6 +538,11 @@ static void test_hostile(void) {
       "{\"op\":\"query\",\"table\":\"notes\",\"where\":\"1) ORDER BY (1\"}",
       "{\"op\":\"query\",\"table\":\"notes\",\"where\":\"_id = ?\",\"args\":[{\"a\":1}]}",
       "{\"op\":\"query\",\"table\":\"notes\",\"limit\":\"1; DROP TABLE notes\"}",
+      "{\"op\":\"query\",\"table\":\"notes\",\"where\":\"1 ORDER BY title\"}",
+      "{\"op\":\"query\",\"table\":\"posts\",\"where\":\"1 GROUP BY _owner\"}",
+      "{\"op\":\"query\",\"table\":\"posts\",\"where\":\"1) LIMIT 1000000 OFFSET (0\"}",
+      "{\"op\":\"query\",\"table\":\"notes\",\"op\":\"delete-table\"}",
+      "{\"op\":\"query\",\"table\":\"notes\",\"table\":\"_tables\"}",
       /* writes */
       "{\"op\":\"insert\",\"table\":\"notes\",\"data\":{\"title) VALUES ('x'); DROP TABLE notes; "
       "--\":\"x\"}}",
