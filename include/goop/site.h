@@ -109,8 +109,11 @@ GOOP_API int goop_site_data_exec(goop_site *site, const struct goop_site_caller 
  * root (lua/ kept, lua/functions/ emptied), copy the files, run schema.sql,
  * register its tables with the manifest's policies. Files that would land
  * outside the site root, symlinks and non-regular files refuse the whole
- * template before anything changes. Returns 0, GOOP_EINVAL, GOOP_EFORBIDDEN,
- * GOOP_EPARSE, GOOP_EDB, GOOP_EIO (message in |errbuf|). Since: 0.1
+ * template before anything changes; schema.sql runs in one transaction
+ * (before the files are copied) under an authorizer. Returns 0, GOOP_EINVAL,
+ * GOOP_EFORBIDDEN, GOOP_EPARSE, GOOP_EDB, GOOP_ENOMEM or a file-system error
+ * mapped from errno (GOOP_EIO, GOOP_EACCES, ...), with a message in |errbuf|.
+ * Since: 0.1
  */
 GOOP_API int goop_site_apply_template(goop_site *site, const char *template_dir, char *errbuf,
                                       size_t errbuf_len) GOOP_WARN_UNUSED_RESULT;
