@@ -545,6 +545,28 @@ def main():
         globals()["N"] += 1
     carol.stop()
 
+    # SIGTERM while a request waits for a peer that never answers (a silent TCP listener)
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(8)
+    hole_addr = "/ip4/127.0.0.1/tcp/%d/p2p/%s" % (hole.getsockname()[1], bob.id)
+    dave = Peer("dave", cfg={"p2p": {"bootstrap": [hole_addr]}})
+    ok(dave.url is not None, "dave starts (bootstrap to a silent listener)")
+    if dave.url:
+        s = socket.create_connection((dave.host, dave.port), timeout=10)
+        s.sendall(("GET /api/ping/%s HTTP/1.1\r\nHost: localhost\r\n\r\n" % bob.id).encode())
+        time.sleep(0.5)
+        rc = dave.stop()
+        try:
+            got = s.recv(100)
+        except OSError:
+            got = b""
+        s.close()
+        ok(rc == 0, "dave exits 0 on SIGTERM with a suspended request", dave.stderr())
+        ok(got == b"" or got.startswith(b"HTTP/1.1 503") or got.startswith(b"HTTP/1.1 502"),
+           "the suspended request ends with 503/502 or a close", got)
+    hole.close()
+
     # SIGTERM with an open event stream
     rc = alice.stop()
     ok(rc == 0, "alice exits 0 on SIGTERM with an open event stream", alice.stderr())
