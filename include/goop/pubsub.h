@@ -10,6 +10,8 @@
  * subscribed peer. There is no peer scoring and no peer exchange.
  *
  * Everything runs on the host's event loop; no function is thread-safe.
+ * Message and validator callbacks may publish, subscribe and unsubscribe,
+ * but must not free the pubsub object or its host.
  */
 #ifndef GOOP_PUBSUB_H
 #define GOOP_PUBSUB_H
