@@ -170,6 +170,22 @@ static int listen_all(goop_host *h, int64_t port) {
   return 0;
 }
 
+/* Open the peer's site (files, data.db, avatar) and serve the /goop/ protocols. */
+static goop_site *peer_site;
+
+static int start_site(goop_config *cfg, goop_host *host) {
+  goop_peer_id self;
+  goop_host_peer_id(host, &self);
+  char err[GOOP_ERRBUF_SIZE] = "";
+  int rc = goop_site_open(cfg, &self, &peer_site, err, sizeof(err));
+  if (rc)
+    return fail("cannot open the site: %s", err[0] ? err : goop_strerror(rc));
+  rc = goop_site_serve(peer_site, host);
+  if (rc)
+    return fail("cannot serve the site protocols: %s", goop_strerror(rc));
+  return 0;
+}
+
 static int run_host(goop_config *cfg, goop_identity *id, const char *pid) {
   int ret = 1;
   goop_ctx *ctx = NULL;
@@ -193,6 +209,8 @@ static int run_host(goop_config *cfg, goop_identity *id, const char *pid) {
   goop_host_set_events(host, &ev, NULL);
   if (listen_all(host, goop_config_get_int(cfg, "p2p.listen_port")) != 0)
     goto out;
+  if (start_site(cfg, host) != 0)
+    goto out;
   printf("  Listening:\n");
   char a[256];
   for (size_t i = 0; goop_host_announce_addr(host, i, a, sizeof(a)) > 0; i++)
@@ -215,12 +233,13 @@ static int run_host(goop_config *cfg, goop_identity *id, const char *pid) {
     fail("%s", "cannot install signal handlers");
     goto out;
   }
-  signal(SIGPIPE, SIG_IGN);
   event_base_dispatch(loop_base);
   ret = 0;
 out:
   viewer_free(viewer);
   viewer = NULL;
+  goop_site_free(peer_site); /* before the host it serves on */
+  peer_site = NULL;
   goop_host_free(host);
   if (sigint)
     event_free(sigint);
@@ -323,7 +342,6 @@ static int cmd_ping(const char *addr, long count) {
                               : goop_strerror(rc));
     goto out;
   }
-  signal(SIGPIPE, SIG_IGN);
   event_base_dispatch(loop_base);
   if (st.ok > 0)
     printf("%ld pings, %ld answered, rtt min/avg/max = %.3f/%.3f/%.3f ms\n", st.sent, st.ok, st.min / 1000.0,
@@ -434,6 +452,7 @@ static int cmd_id(const char *dir) {
 }
 
 int main(int argc, char **argv) {
+  signal(SIGPIPE, SIG_IGN); /* a peer closing a socket we write to must not kill us */
   static const struct option opts[] = {
       {"dir", required_argument, NULL, 'd'}, {"help", no_argument, NULL, 'h'},
       {"version", no_argument, NULL, 'V'},   {"count", required_argument, NULL, 'c'},
