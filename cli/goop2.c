@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "viewer/routes-site.h"
 #include "viewer/viewer.h"
 
 static const char usage_text[] =
@@ -69,7 +70,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
 static struct viewer *viewer;
 
 /* Start the viewer on viewer.http_addr (GOOP2_VIEWER_ADDR overrides it; empty = no viewer). */
-static int start_viewer(goop_config *cfg, goop_identity *id, goop_host *host) {
+static int start_viewer(goop_config *cfg, goop_identity *id, goop_host *host, goop_site *site) {
   const char *addr = getenv("GOOP2_VIEWER_ADDR");
   if (!addr)
     addr = goop_config_get_string(cfg, "viewer.http_addr");
@@ -90,6 +91,8 @@ static int start_viewer(goop_config *cfg, goop_identity *id, goop_host *host) {
   viewer = viewer_new(loop_base, id, &o, err, sizeof(err));
   if (!viewer)
     return fail("%s", err);
+  if (viewer_routes_site(viewer, site) != 0 || viewer_routes_data(viewer, site) != 0)
+    return fail("%s", "viewer: cannot add the site routes");
   size_t nb = goop_config_get_strv_len(cfg, "p2p.bootstrap");
   for (size_t i = 0; i < nb; i++)
     viewer_add_bootstrap(viewer, goop_config_get_strv(cfg, "p2p.bootstrap", i));
@@ -216,7 +219,7 @@ static int run_host(goop_config *cfg, goop_identity *id, const char *pid) {
   for (size_t i = 0; goop_host_announce_addr(host, i, a, sizeof(a)) > 0; i++)
     printf("    %s/p2p/%s\n", a, pid);
   fflush(stdout);
-  if (start_viewer(cfg, id, host) != 0)
+  if (start_viewer(cfg, id, host, peer_site) != 0)
     goto out;
   size_t nb = goop_config_get_strv_len(cfg, "p2p.bootstrap");
   for (size_t i = 0; i < nb; i++) {

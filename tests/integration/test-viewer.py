@@ -575,9 +575,29 @@ def main():
     ev.close()
 
 
+def site_tests():
+    """The site and data routes (test-viewer-site.py), folded into this TAP stream."""
+    global N, FAILED
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "test-viewer-site.py")
+    if not os.path.exists(script):
+        return
+    p = subprocess.run([sys.executable, script, GOOP2], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       timeout=600)
+    seen = 0
+    for line in p.stdout.decode(errors="replace").splitlines():
+        m = re.match(r"(not ok|ok) \d+ (.*)$", line)
+        if m:
+            seen += 1
+            ok(m.group(1) == "ok", "site: " + m.group(2).lstrip("- "))
+        elif line.startswith("#"):
+            print(line)
+    ok(p.returncode == 0 and seen > 0, "test-viewer-site.py passes (%d checks)" % seen)
+
+
 try:
     main()
 finally:
     cleanup()
+site_tests()
 print("1..%d" % N)
 sys.exit(1 if FAILED else 0)
