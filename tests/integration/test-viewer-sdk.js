@@ -28,6 +28,7 @@ async function main() {
     },
     fetch: (url, opts) => {
       opts = opts || {};
+      if (url === "/api/csrf") return realFetch(base + url, opts); // the token, not a data call
       calls.push({ url, method: opts.method || "GET", body: opts.body, headers: opts.headers || {} });
       if (url.startsWith("/api/data") || url.startsWith("/api/p/") || url.startsWith("/api/site")) {
         const text = url.endsWith("/lua/list") ? '{"functions":[{"name":"f"}]}' : '{"ok":1}';
@@ -73,11 +74,13 @@ async function main() {
   await Goop.data.call("fn", { n: 1 });
   out.functions = await Goop.data.functions();
   out.dataCalls = calls.map((c) => [c.method, c.url, c.body ? JSON.parse(c.body) : null]);
+  out.csrfOnPosts = calls.filter((c) => c.method === "POST").every((c) => /^[0-9a-f]{64}$/.test(c.headers["X-Goop-CSRF"] || ""));
 
   calls.length = 0;
   await Goop.site.remove("a.txt");
   await Goop.site.files();
   out.siteCalls = calls.map((c) => [c.method, c.url]);
+  out.siteCsrf = calls.filter((c) => c.method === "POST").every((c) => /^[0-9a-f]{64}$/.test(c.headers["X-Goop-CSRF"] || ""));
 
   const seen = [];
   Goop.peers.subscribe({ onSnapshot: (p) => seen.push(["snapshot", p.length]),

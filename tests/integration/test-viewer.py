@@ -285,6 +285,7 @@ def main():
                     ["POST", base + "/lua/call", {"function": "fn", "params": {"n": 1}}],
                     ["GET", base + "/lua/list", None]]
             ok(out["dataCalls"] == want, "Goop.data requests under %s" % base, out["dataCalls"])
+            ok(out["csrfOnPosts"] and out["siteCsrf"], "the SDK's POSTs carry X-Goop-CSRF (from /api/csrf)")
             ok(out["functions"] == [{"name": "f"}], "Goop.data.functions unwraps .functions")
             ok(out["siteCalls"] == [["POST", "/api/site/delete"], ["GET", "/api/site/files"]], "Goop.site requests")
             ok(out["sse"] == {"url": "/api/peers/events", "closed": True,

@@ -9,12 +9,48 @@
     return m ? "/api/p/" + m[1] + "/data" : "/api/data";
   }
 
+  /* The viewer's CSRF token for POSTs (shared by the SDK files): <meta
+   * name="goop-csrf"> on viewer pages, else /api/csrf (the owner gets it; a
+   * guest needs none). */
+  if (!Goop.csrfToken) {
+    var csrfPromise = null;
+    var token = function () {
+      if (!csrfPromise) {
+        var meta = typeof document !== "undefined" && document.querySelector('meta[name="goop-csrf"]');
+        if (meta && meta.getAttribute("content")) {
+          csrfPromise = Promise.resolve(meta.getAttribute("content"));
+        } else {
+          csrfPromise = fetch("/api/csrf", { credentials: "same-origin" })
+            .then(function (res) {
+              return res.ok ? res.json() : null;
+            })
+            .then(function (j) {
+              return (j && j.token) || "";
+            })
+            .catch(function () {
+              return "";
+            });
+        }
+      }
+      return csrfPromise;
+    };
+    Object.defineProperty(Goop, "csrfToken", { value: token }); /* not listed as a module */
+  }
+
   function request(method, path, body) {
     var opts = { method: method, headers: {}, credentials: "same-origin" };
     if (body !== undefined) {
       opts.headers["Content-Type"] = "application/json";
       opts.body = JSON.stringify(body);
     }
+    var ready = method === "GET" ? Promise.resolve("") : Goop.csrfToken();
+    return ready.then(function (token) {
+      if (token) opts.headers["X-Goop-CSRF"] = token;
+      return send(path, opts);
+    });
+  }
+
+  function send(path, opts) {
     return fetch(base() + path, opts).then(function (res) {
       return res.text().then(function (text) {
         if (!res.ok) throw new Error(text.trim() || res.status + " " + res.statusText);

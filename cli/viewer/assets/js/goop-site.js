@@ -3,6 +3,34 @@
   "use strict";
   var Goop = (window.Goop = window.Goop || {});
 
+  /* The viewer's CSRF token for POSTs (shared by the SDK files): <meta
+   * name="goop-csrf"> on viewer pages, else /api/csrf (the owner gets it; a
+   * guest needs none). */
+  if (!Goop.csrfToken) {
+    var csrfPromise = null;
+    var token = function () {
+      if (!csrfPromise) {
+        var meta = typeof document !== "undefined" && document.querySelector('meta[name="goop-csrf"]');
+        if (meta && meta.getAttribute("content")) {
+          csrfPromise = Promise.resolve(meta.getAttribute("content"));
+        } else {
+          csrfPromise = fetch("/api/csrf", { credentials: "same-origin" })
+            .then(function (res) {
+              return res.ok ? res.json() : null;
+            })
+            .then(function (j) {
+              return (j && j.token) || "";
+            })
+            .catch(function () {
+              return "";
+            });
+        }
+      }
+      return csrfPromise;
+    };
+    Object.defineProperty(Goop, "csrfToken", { value: token }); /* not listed as a module */
+  }
+
   function check(res) {
     if (!res.ok) {
       return res.text().then(function (t) {
@@ -51,15 +79,26 @@
       var fd = new FormData();
       fd.append("path", path);
       fd.append("file", file);
-      return fetch("/api/site/upload", { method: "POST", body: fd, credentials: "same-origin" }).then(json);
+      return Goop.csrfToken().then(function (token) {
+        return fetch("/api/site/upload", {
+          method: "POST",
+          body: fd,
+          headers: token ? { "X-Goop-CSRF": token } : {},
+          credentials: "same-origin",
+        }).then(json);
+      });
     },
     remove: function (path) {
-      return fetch("/api/site/delete", {
-        method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ path: path }),
-        credentials: "same-origin",
-      }).then(json);
+      return Goop.csrfToken().then(function (token) {
+        var headers = { "Content-Type": "application/json" };
+        if (token) headers["X-Goop-CSRF"] = token;
+        return fetch("/api/site/delete", {
+          method: "POST",
+          headers: headers,
+          body: JSON.stringify({ path: path }),
+          credentials: "same-origin",
+        }).then(json);
+      });
     },
   };
 })();
