@@ -12,11 +12,19 @@ root=$(pwd)
 scripts/install-deps.sh || { echo "dependency installation failed"; exit 1; }
 
 pass=0; fail=0; failed=()
+tests_ok=0; tests_bad=0
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
 step() { # name, command...
   local name=$1; shift
   echo "=== $name"
-  if "$@"; then pass=$((pass + 1)); echo "=== $name: ok"
+  if "$@" 2>&1 | tee "$log"; then pass=$((pass + 1)); echo "=== $name: ok"
   else fail=$((fail + 1)); failed+=("$name"); echo "=== $name: FAILED"; fi
+  # count the tests meson ran in this step
+  local ok bad
+  ok=$(awk '/^Ok:/ {s += $2} END {print s + 0}' "$log")
+  bad=$(awk '/^(Fail|Timeout|Unexpected Pass):/ {s += $NF} END {print s + 0}' "$log")
+  tests_ok=$((tests_ok + ok)); tests_bad=$((tests_bad + bad))
 }
 
 if [ -f tests/interop/package-lock.json ]; then
@@ -41,5 +49,9 @@ step "clang-format" bash -c "git ls-files '*.c' '*.h' '*.h.in' | grep -v '\.in$'
 
 echo
 for f in "${failed[@]}"; do echo "failed step: $f"; done
-echo "$pass passed, $fail failed"
+echo "steps: $pass ok, $fail failed"
+# tests counted by meson (each meson test is one program with many TAP checks);
+# a failed step that is not a meson test run counts as one failure
+other=$(( fail > 0 && tests_bad == 0 ? fail : 0 ))
+echo "$tests_ok passed, $((tests_bad + other)) failed"
 [ "$fail" -eq 0 ]
