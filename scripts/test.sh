@@ -9,7 +9,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-scripts/install-deps.sh || { echo "dependency installation failed"; exit 1; }
+# GOOP_WITH_BROWSER=1: Chromium for the real-browser test (suite "browser").
+GOOP_WITH_BROWSER=1 scripts/install-deps.sh || { echo "dependency installation failed"; exit 1; }
 
 pass=0; fail=0; failed=()
 tests_ok=0; tests_bad=0
@@ -35,7 +36,7 @@ B=build-test
 step "setup werror build" bash -c "rm -rf $B && meson setup $B -Dwerror=true -Dbuildtype=debugoptimized >/dev/null"
 step "build werror" ninja -C $B
 step "tests (werror build)" meson test -C $B --print-errorlogs --num-processes 2 \
-  --suite unit --suite meta --suite fuzz-regress --suite integration --suite interop
+  --suite unit --suite meta --suite fuzz-regress --suite integration --suite interop --suite browser
 
 A=build-asan
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
