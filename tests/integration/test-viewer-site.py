@@ -453,6 +453,25 @@ def main():
     rc = alice.stop()
     ok(rc == 0, "alice exits cleanly", alice.stderr()[-2000:])
 
+    # ---- a peer that never answers: 502 after the 10 s header timeout ----
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(8)
+    silent = alice.id  # alice is gone; carol knows her only at the silent address
+    carol = Peer("carol", cfg={"p2p": {"bootstrap": ["/ip4/127.0.0.1/tcp/%d/p2p/%s" % (hole.getsockname()[1], silent)]}})
+    if ok(carol.url is not None, "carol starts (bootstrap to a silent listener)", carol.stderr()):
+        t0 = time.time()
+        r, body = request(carol, "GET", "/p/%s/index.html" % silent, timeout=30)
+        dt = time.time() - t0
+        ok(r.status == 502 and 8 <= dt <= 14, "a silent peer: 502 after the timeout (%.1f s)" % dt, (r.status, body[:300]))
+        s = socket.create_connection((carol.host, carol.port), timeout=10)
+        s.sendall(("GET /p/%s/x.html HTTP/1.1\r\nHost: localhost\r\n\r\n" % silent).encode())
+        time.sleep(0.5)
+        rc = carol.stop()
+        s.close()
+        ok(rc == 0, "carol exits 0 on SIGTERM while a remote fetch waits", carol.stderr()[-3000:])
+    hole.close()
+
 
 try:
     main()
