@@ -463,6 +463,13 @@ static void test_prune_backoff(void) {
   s = raw_recv(p);
   CHECK_INT_EQ(s.prune, 1);
   CHECK(!goop_gossip_in_mesh(nodes[0].g, TOPIC, p));
+  /* A /meshsub/1.0.0 peer gets PRUNEs without the v1.1 backoff field. */
+  goop_gossip_peer_set_proto(nodes[0].g, p, GOOP_GOSSIP_MESHSUB_10);
+  raw_graft(p);
+  s = raw_recv(p);
+  CHECK_INT_EQ(s.prune, 1);
+  CHECK_INT_EQ(s.prune_backoff, 0);
+  goop_gossip_peer_set_proto(nodes[0].g, p, GOOP_GOSSIP_MESHSUB_11);
   /* GRAFT for a topic we do not subscribe: refused. */
   CHECK_INT_EQ(goop_gossip_unsubscribe(nodes[0].g, TOPIC, now), 0);
   (void)raw_recv(p);
