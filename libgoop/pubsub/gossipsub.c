@@ -58,11 +58,36 @@ static void pv_free(struct pvec *pv) {
 }
 
 /* Hash table of byte keys with an insertion-ordered list (for expiry from the oldest). */
+#define RETX_MAX 3   /* IWANT answers per message and peer (go: GossipRetransmission) */
+#define RETX_SLOTS 8 /* peers tracked per message */
+
 struct gmsg {
   char *topic;
   uint8_t *enc; /* Message protobuf */
   size_t enc_len;
+  uint64_t retx_peer[RETX_SLOTS]; /* peer serials (0 = free) */
+  uint8_t retx_n[RETX_SLOTS];
 };
+
+/* Count one IWANT answer of |m| to the peer with |serial|; false once it had RETX_MAX. */
+static bool retx_allow(struct gmsg *m, uint64_t serial) {
+  for (size_t i = 0; i < RETX_SLOTS; i++) {
+    if (m->retx_peer[i] == serial) {
+      if (m->retx_n[i] >= RETX_MAX)
+        return false;
+      m->retx_n[i]++;
+      return true;
+    }
+  }
+  for (size_t i = 0; i < RETX_SLOTS; i++) {
+    if (!m->retx_peer[i]) {
+      m->retx_peer[i] = serial;
+      m->retx_n[i] = 1;
+      return true;
+    }
+  }
+  return true; /* untracked: still bounded by the IWANT and queue limits */
+}
 
 struct hent {
   struct hent *hnext, *next, *prev;
@@ -193,6 +218,7 @@ struct topic {
 struct goop_gossip_peer {
   goop_gossip_peer *next, *prev;
   goop_peer_id id;
+  uint64_t serial; /* unique per added peer */
   enum goop_gossip_proto proto;
   void *ud;
   struct topic **subs;
@@ -216,6 +242,7 @@ struct goop_gossip {
   uint64_t rng;
   goop_gossip_peer *peers;
   size_t n_peers;
+  uint64_t peer_serial;
   struct topic *topics;
   size_t n_topics;
   struct htab seen, mcache;
@@ -559,6 +586,7 @@ int goop_gossip_add_peer(goop_gossip *g, const goop_peer_id *id, enum goop_gossi
   if (!p)
     return GOOP_ENOMEM;
   p->id = *id;
+  p->serial = ++g->peer_serial;
   p->proto = proto;
   p->ud = peer_ud;
   goop_buf_init(&p->in, GOOP_RPC_MAX_READ + 16);
@@ -966,7 +994,7 @@ static void handle_ihave(goop_gossip *g, goop_gossip_peer *p, const struct goop_
 static void handle_iwant(goop_gossip *g, goop_gossip_peer *p, const struct goop_rpc *rpc) {
   for (size_t i = 0; i < rpc->n_iwant_ids; i++) {
     struct hent *e = ht_find(&g->mcache, rpc->iwant_ids[i].p, rpc->iwant_ids[i].len);
-    if (!e)
+    if (!e || !retx_allow(e->msg, p->serial))
       continue;
     pend_msg(g, p, e->msg);
     g->st.iwant_answered++;

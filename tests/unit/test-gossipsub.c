@@ -631,6 +631,13 @@ static void test_signatures(void) {
   struct goop_rpc r2 = {.iwant_ids = &want, .n_iwant_ids = 1};
   raw_send(x, &r2);
   CHECK_INT_EQ(raw_recv(x).msgs, 1);
+  /* At most three answers per message and peer. */
+  int answers = 0;
+  for (int i = 0; i < 5; i++) {
+    raw_send(x, &r2);
+    answers += raw_recv(x).msgs;
+  }
+  CHECK_INT_EQ(answers, 2);
 
   /* A message signed elsewhere (Ed25519 key 00 01 .. 1f, seqno 11, data "msg11"). */
   static const char vec[] =
