@@ -4,15 +4,15 @@
 // Usage: node --import ./polyfill.mjs bench-js.mjs [--bytes N] [--repeat R] [--streams S] [--pings P]
 import { PeerProcess } from './peer-process.mjs'
 
-const opts = { bytes: 64 * 1024 * 1024, repeat: 3, streams: 500, pings: 100 }
+const opts = { bytes: 64 * 1024 * 1024, repeat: 3, streams: 500, pings: 100, kinds: 'echo,sink,source' }
 const argv = process.argv.slice(2)
 for (let i = 0; i < argv.length; i += 2) {
   const k = argv[i].replace(/^--/, '')
   if (!(k in opts) || argv[i + 1] == null) {
-    console.error(`usage: bench-js.mjs [--bytes N] [--repeat R] [--streams S] [--pings P]`)
+    console.error(`usage: bench-js.mjs [--bytes N] [--repeat R] [--streams S] [--pings P] [--kinds echo,sink,source]`)
     process.exit(2)
   }
-  opts[k] = Number(argv[i + 1])
+  opts[k] = k === 'kinds' ? argv[i + 1] : Number(argv[i + 1])
 }
 
 const a = new PeerProcess('bench-a', ['--listen', '/ip4/127.0.0.1/tcp/0'])
@@ -37,7 +37,7 @@ try {
     median_ms: sorted[Math.floor(sorted.length / 2)], max_ms: sorted[sorted.length - 1]
   }))
 
-  for (const kind of ['echo', 'sink', 'source']) {
+  for (const kind of opts.kinds.split(',').filter(Boolean)) {
     for (let r = 0; r < opts.repeat; r++) {
       const res = need(await a.cmd({ cmd: kind, peer_id: peer, bytes: opts.bytes, timeout_ms: 600_000 }))
       console.log(JSON.stringify({
