@@ -318,7 +318,7 @@ static int rs_chunk(goop_site_fetch *f, const uint8_t *data, size_t len, void *u
     goop_site_fetch_pause(f, true);
   }
   rs_wake(rs);
-  return rs->complete ? -1 : 0; /* a range ends early */
+  return rs->complete && rs->ranged ? -1 : 0; /* a range ends early; a whole file ends by itself */
 }
 
 static void rs_done(goop_site_fetch *f, int status, const char *message, void *ud) {
