@@ -73,10 +73,11 @@ struct goop_pubsub_stats {
  * /floodsub/1.0.0 (identify then announces them) and runs a 1 s heartbeat on
  * the host's event loop. Messages are signed with the host identity. The
  * host must outlive the pubsub object. Peers become pubsub peers when they
- * open a pubsub stream to us, or when the application reports them with
- * goop_pubsub_peer_connected() (e.g. from the host's on_identified event;
- * see goop_pubsub_host_identified()). Returns 0, GOOP_EINVAL or
- * GOOP_ENOMEM. Since: 0.1
+ * open a pubsub stream to us, or when identify of a new connection lists a
+ * pubsub protocol (pubsub follows the host with goop_host_add_events()).
+ * Connections identified before this call can be reported with
+ * goop_pubsub_peer_connected(). Returns 0, GOOP_EINVAL, GOOP_ELIMIT (no room
+ * for another event listener) or GOOP_ENOMEM. Since: 0.1
  */
 GOOP_API int goop_pubsub_new(goop_host *host, goop_pubsub **ret) GOOP_WARN_UNUSED_RESULT;
 
@@ -120,10 +121,9 @@ GOOP_API int goop_pubsub_publish(goop_pubsub *ps, const char *topic, const void 
 GOOP_API int goop_pubsub_peer_connected(goop_pubsub *ps, const goop_peer_id *peer);
 
 /**
- * Adapter with the signature of goop_host_events.on_identified, for
- * applications that have no host events of their own:
- * `ev.on_identified = goop_pubsub_host_identified; goop_host_set_events(h, &ev, ps);`
- * |user_data| is the goop_pubsub. Since: 0.1
+ * Adapter with the signature of goop_host_events.on_identified (pubsub
+ * installs it itself; calling it again is harmless). |user_data| is the
+ * goop_pubsub. Since: 0.1
  */
 GOOP_API void goop_pubsub_host_identified(goop_host *host, goop_conn *conn, void *user_data);
 

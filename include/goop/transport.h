@@ -95,8 +95,20 @@ GOOP_API int goop_host_new(goop_ctx *ctx, const goop_identity *id, const goop_ho
  */
 GOOP_API void goop_host_free(goop_host *host);
 
-/** Install connection event callbacks (copied). Since: 0.1 */
+/** Install the application's connection event callbacks (copied; NULL clears). Since: 0.1 */
 GOOP_API void goop_host_set_events(goop_host *host, const struct goop_host_events *ev, void *user_data);
+
+/**
+ * Add another set of event callbacks (copied), for modules that follow
+ * connections on their own (pubsub, discovery). They run after the ones of
+ * goop_host_set_events(), in the order added. At most 16. |*ret_id| (may be
+ * NULL) is the handle for goop_host_remove_events(). Returns 0, GOOP_EINVAL or
+ * GOOP_ELIMIT. May be called from callbacks. Since: 0.1
+ */
+GOOP_API int goop_host_add_events(goop_host *host, const struct goop_host_events *ev, void *user_data,
+                                  int *ret_id);
+/** Remove callbacks added with goop_host_add_events(). GOOP_ENOENT if unknown. Since: 0.1 */
+GOOP_API int goop_host_remove_events(goop_host *host, int id);
 
 /** The host's Peer ID. Since: 0.1 */
 GOOP_API void goop_host_peer_id(const goop_host *host, goop_peer_id *ret);

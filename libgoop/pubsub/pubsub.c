@@ -55,6 +55,7 @@ struct goop_pubsub {
   struct ps_peer *peers;
   struct ps_topic *topics;
   uint64_t peers_n;
+  int events_id; /* goop_host_add_events handle */
 };
 
 static const char *const protos[] = {"/meshsub/1.1.0", "/meshsub/1.0.0", "/floodsub/1.0.0"};
@@ -450,6 +451,13 @@ int goop_pubsub_new(goop_host *host, goop_pubsub **ret) {
       goto fail;
     }
   }
+  /* Follow identified connections ourselves: peers that list a pubsub protocol join. */
+  struct goop_host_events ev = {.version = GOOP_HOST_EVENTS_V1, .on_identified = goop_pubsub_host_identified};
+  if ((rc = goop_host_add_events(host, &ev, ps, &ps->events_id)) != 0) {
+    for (size_t j = 0; j < GOOP_ARRAY_SIZE(protos); j++)
+      (void)goop_host_remove_stream_handler(host, protos[j]);
+    goto fail;
+  }
   *ret = ps;
   return 0;
 fail:
@@ -465,6 +473,8 @@ fail:
 void goop_pubsub_free(goop_pubsub *ps) {
   if (!ps)
     return;
+  if (ps->events_id)
+    (void)goop_host_remove_events(ps->host, ps->events_id);
   for (size_t i = 0; i < GOOP_ARRAY_SIZE(protos); i++)
     (void)goop_host_remove_stream_handler(ps->host, protos[i]);
   while (ps->peers) {

@@ -816,8 +816,8 @@ void goop__host_conn_ready(goop_host *h, goop_conn *c) {
     c->dial = NULL;
     dial_finish(d, 0, keep);
   }
-  if (keep == c && !other && h->ev.on_connected)
-    h->ev.on_connected(h, c, h->ev_ud);
+  if (keep == c && !other)
+    goop__host_emit(h, GOOP__EV_CONNECTED, c, 0);
   if (c->state == GOOP_CONN_READY)
     goop__services_start_identify(h, c);
 }
@@ -845,11 +845,8 @@ void goop__host_conn_closed(goop_host *h, goop_conn *c, int reason, bool was_rea
     c->in_list = false;
     GOOP_DL_REMOVE(h->conns, c, next, prev);
   }
-  if (notify && h->ev.on_disconnected && !h->free_requested)
-    h->ev.on_disconnected(h, c, reason, h->ev_ud);
-  else if (was_ready && c->draining && h->ev.on_disconnected && !h->free_requested &&
-           !goop__host_find_conn(h, &c->remote))
-    h->ev.on_disconnected(h, c, reason, h->ev_ud);
+  if (!h->free_requested && (notify || (was_ready && c->draining && !goop__host_find_conn(h, &c->remote))))
+    goop__host_emit(h, GOOP__EV_DISCONNECTED, c, reason);
   goop_conn_unref(c); /* the list reference */
 }
 
@@ -1024,23 +1021,90 @@ fail:
   return rc;
 }
 
+static void copy_events(struct goop_host_events *dst, const struct goop_host_events *ev) {
+  memset(dst, 0, sizeof(*dst));
+  if (ev && ev->version >= GOOP_HOST_EVENTS_V1) {
+    dst->version = GOOP_HOST_EVENTS_V1;
+    dst->on_connected = ev->on_connected;
+    dst->on_disconnected = ev->on_disconnected;
+    dst->on_identified = ev->on_identified;
+  }
+}
+
 void goop_host_set_events(goop_host *host, const struct goop_host_events *ev, void *user_data) {
   if (!host)
     return;
-  memset(&host->ev, 0, sizeof(host->ev));
-  if (ev) {
-    host->ev.version = ev->version;
-    if (ev->version >= GOOP_HOST_EVENTS_V1) {
-      host->ev.on_connected = ev->on_connected;
-      host->ev.on_disconnected = ev->on_disconnected;
-      host->ev.on_identified = ev->on_identified;
-    }
-  }
+  copy_events(&host->ev, ev);
   host->ev_ud = user_data;
 }
 
 goop_ctx *goop_host_get_ctx(const goop_host *host) {
   return host ? host->ctx : NULL;
+}
+
+int goop_host_add_events(goop_host *host, const struct goop_host_events *ev, void *user_data, int *ret_id) {
+  goop_return_val_if_fail(host && ev && ev->version >= GOOP_HOST_EVENTS_V1, GOOP_EINVAL);
+  for (size_t i = 0; i < GOOP_ARRAY_SIZE(host->ev_extra); i++) {
+    if (host->ev_extra[i].id == 0) {
+      copy_events(&host->ev_extra[i].ev, ev);
+      host->ev_extra[i].ud = user_data;
+      host->ev_extra[i].id = ++host->ev_next_id;
+      if (ret_id)
+        *ret_id = host->ev_extra[i].id;
+      return 0;
+    }
+  }
+  return GOOP_ELIMIT;
+}
+
+int goop_host_remove_events(goop_host *host, int id) {
+  goop_return_val_if_fail(host && id > 0, GOOP_EINVAL);
+  for (size_t i = 0; i < GOOP_ARRAY_SIZE(host->ev_extra); i++) {
+    if (host->ev_extra[i].id == id) {
+      memset(&host->ev_extra[i], 0, sizeof(host->ev_extra[i]));
+      return 0;
+    }
+  }
+  return GOOP_ENOENT;
+}
+
+static void emit_one(goop_host *h, const struct goop_host_events *ev, void *ud, enum goop__host_event what,
+                     goop_conn *c, int reason) {
+  switch (what) {
+  case GOOP__EV_CONNECTED:
+    if (ev->on_connected)
+      ev->on_connected(h, c, ud);
+    break;
+  case GOOP__EV_DISCONNECTED:
+    if (ev->on_disconnected)
+      ev->on_disconnected(h, c, reason, ud);
+    break;
+  case GOOP__EV_IDENTIFIED:
+    if (ev->on_identified)
+      ev->on_identified(h, c, ud);
+    break;
+  }
+}
+
+void goop__host_emit(goop_host *h, enum goop__host_event what, goop_conn *c, int reason) {
+  /* Listeners may add or remove listeners from their callback: work on a snapshot. */
+  struct goop_host_events main_ev = h->ev;
+  void *main_ud = h->ev_ud;
+  struct goop__ev_slot extra[GOOP_ARRAY_SIZE(h->ev_extra)];
+  memcpy(extra, h->ev_extra, sizeof(extra));
+  goop_conn_ref(c);
+  emit_one(h, &main_ev, main_ud, what, c, reason);
+  for (size_t i = 0; i < GOOP_ARRAY_SIZE(extra) && !h->free_requested; i++) {
+    if (extra[i].id == 0)
+      continue;
+    /* skip listeners removed by an earlier callback */
+    bool live = false;
+    for (size_t j = 0; j < GOOP_ARRAY_SIZE(h->ev_extra); j++)
+      live |= h->ev_extra[j].id == extra[i].id;
+    if (live)
+      emit_one(h, &extra[i].ev, extra[i].ud, what, c, reason);
+  }
+  goop_conn_unref(c);
 }
 
 void goop_host_peer_id(const goop_host *host, goop_peer_id *ret) {
@@ -1083,6 +1147,7 @@ static void host_destroy(goop_host *h) {
   }
   goop__services_cancel(h);
   memset(&h->ev, 0, sizeof(h->ev));
+  memset(h->ev_extra, 0, sizeof(h->ev_extra));
   while (h->conns)
     goop__conn_close(h->conns, GOOP_ECANCELED);
   /* Streams the application still holds hear GOOP_ECANCELED now (their deferred

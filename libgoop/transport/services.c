@@ -168,8 +168,8 @@ static void apply_identify(goop_host *h, goop_conn *c, goop_identify *info, bool
                                     IDENTIFY_ADDR_TTL_S);
   if (!push) {
     c->identified = true;
-    if (h->ev.on_identified && c->state == GOOP_CONN_READY)
-      h->ev.on_identified(h, c, h->ev_ud);
+    if (c->state == GOOP_CONN_READY)
+      goop__host_emit(h, GOOP__EV_IDENTIFIED, c, 0);
   }
 }
 

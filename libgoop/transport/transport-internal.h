@@ -292,6 +292,12 @@ struct goop_host {
   char *agent;
   struct goop_host_events ev;
   void *ev_ud;
+  struct goop__ev_slot {
+    int id; /* 0 = free */
+    struct goop_host_events ev;
+    void *ud;
+  } ev_extra[16];
+  int ev_next_id;
   struct goop__listener *listeners;
   size_t n_listeners;
   struct goop_conn *conns;
@@ -319,6 +325,10 @@ bool goop__host_leave(struct goop_host *h);
 uint64_t goop__host_opt(const struct goop_host *h, enum goop_host_option o);
 const struct goop__handler *goop__host_find_handler(const struct goop_host *h, const char *proto);
 bool goop__host_handler_supported(const char *proto, void *ud);
+
+/* Tell every event listener (goop_host_set_events + goop_host_add_events). */
+enum goop__host_event { GOOP__EV_CONNECTED, GOOP__EV_DISCONNECTED, GOOP__EV_IDENTIFIED };
+void goop__host_emit(struct goop_host *h, enum goop__host_event what, struct goop_conn *c, int reason);
 
 /* A connection finished its upgrade (called by conn.c). */
 void goop__host_conn_ready(struct goop_host *h, struct goop_conn *c);

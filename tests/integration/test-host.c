@@ -139,6 +139,15 @@ static void on_identified(goop_host *h, goop_conn *c, void *ud) {
   (void)h, (void)c, (void)ud;
   identified = 1;
 }
+static volatile int extra_identified, extra_connected;
+static void on_extra_identified(goop_host *h, goop_conn *c, void *ud) {
+  (void)h, (void)c, (void)ud;
+  extra_identified++;
+}
+static void on_extra_connected(goop_host *h, goop_conn *c, void *ud) {
+  (void)h, (void)c, (void)ud;
+  extra_connected++;
+}
 
 static goop_host *A, *B;
 static goop_peer_id idA, idB;
@@ -152,6 +161,15 @@ static void test_connect_ping_identify(void) {
   CHECK_INT_EQ(goop_host_set_stream_handler(B, ECHO, echo_handler, NULL), 0);
   struct goop_host_events ev = {.version = GOOP_HOST_EVENTS_V1, .on_identified = on_identified};
   goop_host_set_events(A, &ev, NULL);
+  /* a second listener, as modules (pubsub) add them */
+  struct goop_host_events ev2 = {.version = GOOP_HOST_EVENTS_V1, .on_connected = on_extra_connected,
+                                 .on_identified = on_extra_identified};
+  int ev2_id = 0, ev3_id = 0;
+  CHECK_INT_EQ(goop_host_add_events(A, &ev2, NULL, &ev2_id), 0);
+  CHECK_INT_EQ(goop_host_add_events(A, &ev2, NULL, &ev3_id), 0);
+  CHECK(ev2_id > 0 && ev3_id > 0 && ev2_id != ev3_id);
+  CHECK_INT_EQ(goop_host_remove_events(A, ev3_id), 0);
+  CHECK_INT_EQ(goop_host_remove_events(A, ev3_id), GOOP_ENOENT);
   char addr[300];
   full_addr(B, addr, sizeof(addr));
   CHECK_INT_EQ(goop_host_connect_addr(A, addr, 5000, on_connect, NULL), 0);
@@ -159,6 +177,8 @@ static void test_connect_ping_identify(void) {
   CHECK_INT_EQ(conn_status, 0);
   CHECK_INT_EQ(goop_host_num_conns(A), 1);
   CHECK(run_until(&identified, 10));
+  CHECK_INT_EQ(extra_identified, 1); /* the removed listener was not called */
+  CHECK_INT_EQ(extra_connected, 1);
   /* A learned B's protocols from identify. */
   bool has_echo = false;
   for (size_t i = 0;; i++) {
