@@ -29,6 +29,7 @@ struct goop_yamux {
   struct goop_yamux_callbacks cb;
   void *ud;
   bool is_client;
+  struct ystream *closing; /* the stream whose on_stream_closed is running */
   int failed;
   bool goaway_sent;
   bool goaway_recv;
@@ -212,8 +213,13 @@ static void finish_stream(goop_yamux *y, struct ystream *st) {
     y->n_unacked--;
   }
   y->depth++;
+  /* The id is gone from the table, but the application still finds its data
+   * for the stream being closed (goop_yamux_stream_get_data). */
+  struct ystream *prev_closing = y->closing;
+  y->closing = st;
   if (st->announced && y->cb.on_stream_closed)
     y->cb.on_stream_closed(y, st->id, y->ud);
+  y->closing = prev_closing;
   y->depth--;
   if (y->depth == 0) {
     free_stream(st);
@@ -340,6 +346,8 @@ int goop_yamux_stream_set_data(goop_yamux *y, uint32_t id, void *data) {
 
 void *goop_yamux_stream_get_data(const goop_yamux *y, uint32_t id) {
   struct ystream *st = lookup(y, id);
+  if (!st && y->closing && y->closing->id == id)
+    st = y->closing; /* inside on_stream_closed */
   return st ? st->app_data : NULL;
 }
 

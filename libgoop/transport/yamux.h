@@ -218,7 +218,8 @@ size_t goop_yamux_num_streams(const goop_yamux *y);
 
 /* Attach an application pointer to stream |id|. Returns 0 or GOOP_ECLOSED. */
 int goop_yamux_stream_set_data(goop_yamux *y, uint32_t id, void *data);
-/* The pointer set by goop_yamux_stream_set_data(); NULL if none or unknown id. */
+/* The pointer set by goop_yamux_stream_set_data(); NULL if none or unknown id.
+ * Also works inside on_stream_closed for the stream being closed. */
 void *goop_yamux_stream_get_data(const goop_yamux *y, uint32_t id);
 
 /* The fatal error the session failed with, or 0. */

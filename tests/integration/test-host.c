@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "tap.h"
+#include "transport-internal.h" /* white-box: stream bookkeeping */
 
 #define ECHO "/goop-test/echo/1.0.0"
 
@@ -377,6 +378,19 @@ static void test_500_streams(void) {
   }
   CHECK_INT_EQ(ok, N);
   free(bs);
+  /* Every finished stream is gone from both connections (no bookkeeping leak). */
+  goop_conn *ca = goop_host_get_conn(A, &idB), *cb = goop_host_get_conn(B, &idA);
+  size_t na = 1, nb = 1;
+  for (int i = 0; i < 100 && (na || nb); i++) {
+    struct timeval tv = {0, 10000};
+    event_base_loopexit(base, &tv);
+    event_base_dispatch(base);
+    na = ca ? ca->n_streams : 0;
+    nb = cb ? cb->n_streams : 0;
+  }
+  CHECK(ca && cb);
+  CHECK_INT_EQ(na, 0);
+  CHECK_INT_EQ(nb, 0);
 }
 
 /* ---- slow reader: memory stays bounded ---- */
