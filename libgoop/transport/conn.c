@@ -699,7 +699,24 @@ int goop__conn_open_stream(goop_conn *c, const char *const *protocols, size_t n,
     return GOOP_ENOMEM;
   }
   goop_yamux_stream_set_data(c->ymx, id, s);
-  rc = goop_mss_new_initiator(protocols, n, false, &s->mss);
+  /* 0-RTT: when identify said the peer serves the only protocol we ask for,
+   * propose it and let the application write at once (the echo is checked
+   * when it arrives; a refusal fails the stream with GOOP_ENEGOTIATION). */
+  bool lazy = false;
+  /* js-libp2p 3 listeners can drop data that arrives together with the
+   * proposal (seen in the interop suite), so they always get the 1-RTT form. */
+  const char *agent = goop_host_peer_agent(c->host, &c->remote);
+  if (n == 1 && !(agent && strncmp(agent, "js-libp2p", 9) == 0)) {
+    const char *p;
+    for (size_t i = 0; !lazy && (p = goop_host_peer_protocol(c->host, &c->remote, i)) != NULL; i++)
+      lazy = strcmp(p, protocols[0]) == 0;
+  }
+  rc = goop_mss_new_initiator(protocols, n, lazy, &s->mss);
+  if (!rc && lazy) {
+    s->protocol = goop__strdup(protocols[0]);
+    if (!s->protocol)
+      rc = GOOP_ENOMEM;
+  }
   if (rc) {
     goop__stream_fail(s, rc);
     return rc;
@@ -717,6 +734,12 @@ int goop__conn_open_stream(goop_conn *c, const char *const *protocols, size_t n,
   uint64_t to = timeout_ms ? timeout_ms : goop__host_opt(c->host, GOOP_HOST_NEGOTIATION_TIMEOUT_MS);
   struct timeval tv = {(time_t)(to / 1000), (suseconds_t)((to % 1000) * 1000)};
   evtimer_add(s->timer, &tv);
+  if (lazy) {
+    /* Open for the application now; s->mss stays until the echo arrived. */
+    s->state = GOOP_STREAM_OPEN;
+    s->pend_open = true;
+    goop__stream_notify(s);
+  }
   goop__conn_schedule_pump(c);
   return 0;
 }

@@ -99,6 +99,10 @@ static void activate(goop_stream *s) {
   event_active(s->notify_ev, 0, 0);
 }
 
+void goop__stream_notify(goop_stream *s) {
+  activate(s);
+}
+
 /* yamux forgot the stream (or its connection closed): unlink, drop the internal ref. */
 void goop__stream_on_closed(goop_stream *s) {
   goop_conn *c = s->conn;
@@ -207,6 +211,29 @@ void goop__stream_on_data(goop_stream *s, const uint8_t *data, size_t len) {
     activate(s);
     return;
   }
+  if (s->state == GOOP_STREAM_OPEN && s->mss) {
+    /* Lazy (0-RTT) negotiation: the header and the echo come first. */
+    size_t used = 0;
+    int r = goop_mss_feed(s->mss, data, len, &used);
+    (void)goop_yamux_consume(c->ymx, s->id, used, s->last_io);
+    if (r < 0) {
+      goop__log_debug(c->host->ctx, "stream to %s: protocol %s refused", c->remote_addr,
+                      s->protocol ? s->protocol : "?");
+      goop__stream_fail(s, r == GOOP_ENEGOTIATION ? GOOP_ENEGOTIATION : r);
+      return;
+    }
+    if (r == GOOP_MSS_NEED_MORE)
+      return;
+    goop_mss_free(s->mss);
+    s->mss = NULL;
+    evtimer_del(s->timer);
+    if (s->idle_ms)
+      arm_timer(s, s->idle_ms);
+    data += used;
+    len -= used;
+    if (len == 0)
+      return;
+  }
   if (s->state == GOOP_STREAM_OPEN && !(s->handed && s->user_refs == 0)) {
     if (goop_buf_append(&s->rbuf, data, len) != 0) {
       goop__stream_fail(s, GOOP_ENOMEM);
@@ -222,7 +249,7 @@ void goop__stream_on_data(goop_stream *s, const uint8_t *data, size_t len) {
 
 void goop__stream_on_fin(goop_stream *s) {
   s->remote_fin = true;
-  if (s->state == GOOP_STREAM_NEGOTIATING) {
+  if (s->state == GOOP_STREAM_NEGOTIATING || (s->state == GOOP_STREAM_OPEN && s->mss)) {
     stream_kill(s, GOOP_EPROTO, true);
     return;
   }
@@ -334,7 +361,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg) {
   goop_stream *s = arg;
   goop_host *h = s->conn->host;
   goop__host_enter(h);
-  if (s->state == GOOP_STREAM_NEGOTIATING) {
+  if (s->state == GOOP_STREAM_NEGOTIATING || (s->state == GOOP_STREAM_OPEN && s->mss)) {
     goop__stream_fail(s, GOOP_ETIMEDOUT);
   } else if (s->state == GOOP_STREAM_OPEN && s->idle_ms) {
     goop_tstamp now = goop__now_us(), due = s->last_io + (goop_tstamp)s->idle_ms * 1000u;
@@ -436,8 +463,8 @@ void goop_stream_set_idle_timeout(goop_stream *s, uint32_t ms) {
   if (!s)
     return;
   s->idle_ms = ms;
-  if (s->state != GOOP_STREAM_OPEN)
-    return;
+  if (s->state != GOOP_STREAM_OPEN || s->mss)
+    return; /* armed once negotiation finished */
   if (ms)
     arm_timer(s, ms);
   else

@@ -213,6 +213,8 @@ void goop__stream_on_fin(struct goop_stream *s);
 void goop__stream_on_reset(struct goop_stream *s);
 void goop__stream_on_closed(struct goop_stream *s);
 void goop__stream_on_writable(struct goop_stream *s);
+/* Schedule the stream's deferred notifications. */
+void goop__stream_notify(struct goop_stream *s);
 /* Move queued bytes into yamux (and send a requested FIN). Returns true on progress. */
 bool goop__stream_pump(struct goop_stream *s);
 

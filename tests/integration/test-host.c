@@ -121,6 +121,12 @@ static void echo_handler(goop_host *h, goop_stream *s, void *ud) {
   goop_stream_set_callbacks(s, &echo_cbs, e);
 }
 
+#define GONE "/goop-test/gone/1.0.0"
+static void gone_handler(goop_host *h, goop_stream *s, void *ud) {
+  (void)h, (void)ud;
+  goop_stream_unref(s);
+}
+
 /* ---- connect + ping + identify ---- */
 static volatile int connected, conn_status = 99, pinged, ping_status = 99, identified;
 static uint64_t ping_rtt;
@@ -160,10 +166,12 @@ static void test_connect_ping_identify(void) {
   goop_host_peer_id(A, &idA);
   goop_host_peer_id(B, &idB);
   CHECK_INT_EQ(goop_host_set_stream_handler(B, ECHO, echo_handler, NULL), 0);
+  CHECK_INT_EQ(goop_host_set_stream_handler(B, GONE, gone_handler, NULL), 0);
   struct goop_host_events ev = {.version = GOOP_HOST_EVENTS_V1, .on_identified = on_identified};
   goop_host_set_events(A, &ev, NULL);
   /* a second listener, as modules (pubsub) add them */
-  struct goop_host_events ev2 = {.version = GOOP_HOST_EVENTS_V1, .on_connected = on_extra_connected,
+  struct goop_host_events ev2 = {.version = GOOP_HOST_EVENTS_V1,
+                                 .on_connected = on_extra_connected,
                                  .on_identified = on_extra_identified};
   int ev2_id = 0, ev3_id = 0;
   CHECK_INT_EQ(goop_host_add_events(A, &ev2, NULL, &ev2_id), 0);
@@ -296,6 +304,52 @@ static void test_bulk_echo(void) {
   EVP_MD_CTX_free(b.hs);
   EVP_MD_CTX_free(b.hr);
   goop_stream_unref(b.s);
+}
+
+/* ---- lazy (0-RTT) negotiation refused after identify ---- */
+static volatile int gone_open, gone_err;
+static int gone_status = 99, gone_error = 0;
+static goop_stream *gone_s;
+static void gone_on_error(goop_stream *s, int err, void *ud) {
+  (void)s, (void)ud;
+  gone_error = err;
+  gone_err = 1;
+}
+static void gone_on_readable(goop_stream *s, void *ud) {
+  (void)ud;
+  char b[16];
+  ssize_t n = goop_stream_read(s, b, sizeof(b));
+  if (n < 0 && n != GOOP_EAGAIN) {
+    gone_error = (int)n;
+    gone_err = 1;
+  }
+}
+static const struct goop_stream_callbacks gone_cbs = {GOOP_STREAM_CALLBACKS_V1, gone_on_readable, NULL,
+                                                      gone_on_error};
+static void gone_opened(goop_host *h, int status, goop_stream *s, void *ud) {
+  (void)h, (void)ud;
+  gone_status = status;
+  gone_s = s;
+  if (s) {
+    goop_stream_set_callbacks(s, &gone_cbs, NULL);
+    (void)goop_stream_write(s, "hello", 5);
+  }
+  gone_open = 1;
+}
+static void test_lazy_refused(void) {
+  /* A learned from identify that B serves GONE; B stops serving it; A proposes it lazily. */
+  bool listed = false;
+  for (size_t i = 0; goop_host_peer_protocol(A, &idB, i); i++)
+    listed |= strcmp(goop_host_peer_protocol(A, &idB, i), GONE) == 0;
+  CHECK(listed);
+  CHECK_INT_EQ(goop_host_remove_stream_handler(B, GONE), 0);
+  static const char *const protos[] = {GONE};
+  CHECK_INT_EQ(goop_host_new_stream(A, &idB, protos, 1, 5000, gone_opened, NULL), 0);
+  CHECK(run_until(&gone_open, 5));
+  CHECK_INT_EQ(gone_status, 0); /* handed over at once: 0-RTT */
+  CHECK(run_until(&gone_err, 5));
+  CHECK_INT_EQ(gone_error, GOOP_ENEGOTIATION);
+  gone_s = goop_stream_unref(gone_s);
 }
 
 /* ---- failures of dialling ---- */
@@ -557,6 +611,7 @@ int main(void) {
   goop_ctx_set_log_fn(ctx, log_fn, GOOP_LOG_DEBUG, NULL);
   RUN(test_connect_ping_identify);
   RUN(test_bulk_echo);
+  RUN(test_lazy_refused);
   RUN(test_dial_failures);
   RUN(test_500_streams);
   RUN(test_slow_reader_bounded);
