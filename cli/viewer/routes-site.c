@@ -267,7 +267,9 @@ static int rs_header(goop_site_fetch *f, const char *mime, uint64_t size, void *
   rs->skip = start;
   rs->remain = len;
   rs->complete = len == 0;
-  resp = MHD_create_response_from_callback(len, READ_BLOCK, rs_read, rs, rs_resp_free);
+  /* MHD allocates one block per response: small files get a small one. */
+  size_t block = len >= READ_BLOCK ? READ_BLOCK : (size_t)(len ? len : 1);
+  resp = MHD_create_response_from_callback(len, block, rs_read, rs, rs_resp_free);
   if (!resp) {
     rs->answered = true;
     (void)viewer_reply_text(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
