@@ -5,6 +5,7 @@
 #include <goop/config.h>
 #include <goop/features.h>
 #include <goop/identity.h>
+#include <goop/presence.h>
 #include <goop/pubsub.h>
 #include <goop/site.h>
 #include <goop/transport.h>
