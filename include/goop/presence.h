@@ -95,6 +95,13 @@ GOOP_API bool goop_presence_addr_announceable(const char *multiaddr);
  */
 GOOP_API bool goop_presence_addr_acceptable(const char *multiaddr);
 
+/**
+ * The Goop² avatar hash of the file at |path|: the first 8 bytes of its
+ * SHA-256 as 16 lowercase hex digits in |out|. Returns 0, GOOP_ENOENT (no
+ * such file: |out| is ""), another system error or GOOP_ECRYPTO. Since: 0.1
+ */
+GOOP_API int goop_presence_avatar_hash(const char *path, char out[17]);
+
 /* ---- the presence service --------------------------------------------------- */
 
 typedef struct goop_presence goop_presence;

@@ -4,9 +4,12 @@
  * table of present peers with TTL pruning.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <event2/event.h>
 #include <goop/presence.h>
 #include <jansson.h>
+#include <openssl/evp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
@@ -370,6 +373,37 @@ bool goop_presence_addr_acceptable(const char *ma) {
     return false;
   enum ip_class c = first_ip(ma);
   return c != IP_LOOPBACK && c != IP_LL_UNICAST;
+}
+
+int goop_presence_avatar_hash(const char *path, char out[17]) {
+  goop_return_val_if_fail(path && out, GOOP_EINVAL);
+  out[0] = '\0';
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return -errno;
+  EVP_MD_CTX *md = EVP_MD_CTX_new();
+  int rc = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 ? 0 : GOOP_ECRYPTO;
+  unsigned char buf[16384], dig[EVP_MAX_MD_SIZE];
+  size_t n;
+  while (rc == 0 && (n = fread(buf, 1, sizeof(buf), f)) > 0)
+    if (EVP_DigestUpdate(md, buf, n) != 1)
+      rc = GOOP_ECRYPTO;
+  if (rc == 0 && ferror(f))
+    rc = GOOP_EIO;
+  unsigned dlen = 0;
+  if (rc == 0 && EVP_DigestFinal_ex(md, dig, &dlen) != 1)
+    rc = GOOP_ECRYPTO;
+  EVP_MD_CTX_free(md);
+  fclose(f);
+  if (rc)
+    return rc;
+  static const char hex[] = "0123456789abcdef";
+  for (int i = 0; i < 8; i++) {
+    out[2 * i] = hex[dig[i] >> 4];
+    out[2 * i + 1] = hex[dig[i] & 15];
+  }
+  out[16] = '\0';
+  return 0;
 }
 
 /* ---- the service ------------------------------------------------------------------ */

@@ -2,6 +2,7 @@
 #include <goop/presence.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tap.h"
 
@@ -224,11 +225,25 @@ static void test_addr_filters(void) {
   CHECK(!goop_presence_addr_acceptable(NULL));
 }
 
+static void test_avatar_hash(void) {
+  char path[] = "/tmp/goop-avatar-XXXXXX", out[17] = "x";
+  int fd = mkstemp(path);
+  CHECK(fd >= 0);
+  CHECK(write(fd, "abc", 3) == 3);
+  close(fd);
+  CHECK_INT_EQ(goop_presence_avatar_hash(path, out), 0);
+  CHECK_STR_EQ(out, "ba7816bf8f01cfea"); /* SHA-256("abc") */
+  unlink(path);
+  CHECK_INT_EQ(goop_presence_avatar_hash(path, out), GOOP_ENOENT);
+  CHECK_STR_EQ(out, "");
+}
+
 int main(void) {
   RUN(test_encode);
   RUN(test_parse);
   RUN(test_limits);
   RUN(test_round_trip);
   RUN(test_addr_filters);
+  RUN(test_avatar_hash);
   return tap_done();
 }
