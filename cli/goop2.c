@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "viewer/peers.h"
 #include "viewer/routes-site.h"
 #include "viewer/viewer.h"
 
@@ -189,6 +190,83 @@ static int start_site(goop_config *cfg, goop_host *host) {
   return 0;
 }
 
+/* ---- presence (GossipSub) ---- */
+
+static goop_pubsub *pubsub;
+static goop_presence *presence;
+
+static void presence_update(goop_presence *pr, const goop_peer_id *peer, const struct goop_presence_msg *m,
+                            void *ud) {
+  (void)pr;
+  (void)ud;
+  char id[GOOP_PEER_ID_STR_MAX];
+  if (goop_peer_id_to_string(peer, id, sizeof(id)) < 0)
+    return;
+  if (peer_site)
+    (void)goop_site_set_peer_email(peer_site, peer, m->email);
+  if (viewer) {
+    struct peer_info info = {.label = m->content ? m->content : "",
+                             .email = m->email ? m->email : "",
+                             .avatar_hash = m->avatar_hash,
+                             .video_disabled = m->video_disabled,
+                             .verified = m->verified};
+    (void)peers_upsert(viewer_peers(viewer), id, &info);
+  }
+}
+
+static void presence_remove(goop_presence *pr, const goop_peer_id *peer, const char *id, void *ud) {
+  (void)pr;
+  (void)ud;
+  if (peer_site)
+    (void)goop_site_set_peer_email(peer_site, peer, NULL);
+  if (viewer)
+    peers_remove(viewer_peers(viewer), id);
+}
+
+/* GossipSub plus presence on presence.topic: "online" now, "update" every heartbeat. */
+static int start_presence(goop_config *cfg, goop_host *host) {
+  int rc = goop_pubsub_new(host, &pubsub);
+  if (rc)
+    return fail("cannot start pubsub: %s", goop_strerror(rc));
+  int64_t hb = goop_config_get_int(cfg, "presence.heartbeat_seconds");
+  int64_t ttl = goop_config_get_int(cfg, "presence.ttl_seconds");
+  struct goop_presence_config pc = {
+      .version = GOOP_PRESENCE_CONFIG_V1,
+      .topic = goop_config_get_string(cfg, "presence.topic"),
+      .heartbeat_seconds = hb > 0 && hb < 86400 ? (uint32_t)hb : 0,
+      .ttl_seconds = ttl > 0 && ttl < 86400 ? (uint32_t)ttl : 0,
+  };
+  static const struct goop_presence_callbacks cb = {
+      .version = GOOP_PRESENCE_CALLBACKS_V1, .on_update = presence_update, .on_remove = presence_remove};
+  rc = goop_presence_new(pubsub, host, &pc, &cb, NULL, &presence);
+  if (rc)
+    return fail("cannot start presence: %s", goop_strerror(rc));
+  char avatar[4096], hash[17] = "";
+  const char *dir = goop_config_base_dir(cfg);
+  snprintf(avatar, sizeof(avatar), "%s/avatar.png", dir ? dir : ".");
+  (void)goop_presence_avatar_hash(avatar, hash); /* "" without an avatar */
+  struct goop_presence_info info = {
+      .label = goop_config_get_string(cfg, "profile.label"),
+      .email = goop_config_get_string(cfg, "profile.email"),
+      .avatar_hash = hash,
+      .video_disabled = goop_config_get_bool(cfg, "viewer.video_disabled"),
+      .addrs = NULL, /* the host's announce addresses, filtered */
+  };
+  if ((rc = goop_presence_set_info(presence, &info)) != 0 || (rc = goop_presence_start(presence)) != 0)
+    return fail("cannot start presence: %s", goop_strerror(rc));
+  return 0;
+}
+
+/* Say "offline" and give the loop a moment to send it before the host goes. */
+static void stop_presence(void) {
+  if (!presence)
+    return;
+  goop_presence_stop(presence);
+  struct timeval tv = {0, 300000};
+  event_base_loopexit(loop_base, &tv);
+  event_base_dispatch(loop_base);
+}
+
 static int run_host(goop_config *cfg, goop_identity *id, const char *pid) {
   int ret = 1;
   goop_ctx *ctx = NULL;
@@ -214,6 +292,8 @@ static int run_host(goop_config *cfg, goop_identity *id, const char *pid) {
     goto out;
   if (start_site(cfg, host) != 0)
     goto out;
+  if (start_presence(cfg, host) != 0)
+    goto out;
   printf("  Listening:\n");
   char a[256];
   for (size_t i = 0; goop_host_announce_addr(host, i, a, sizeof(a)) > 0; i++)
@@ -237,8 +317,13 @@ static int run_host(goop_config *cfg, goop_identity *id, const char *pid) {
     goto out;
   }
   event_base_dispatch(loop_base);
+  stop_presence();
   ret = 0;
 out:
+  goop_presence_free(presence);
+  presence = NULL;
+  goop_pubsub_free(pubsub);
+  pubsub = NULL;
   viewer_free(viewer);
   viewer = NULL;
   goop_site_free(peer_site); /* before the host it serves on */
