@@ -245,8 +245,9 @@ static int start_presence(goop_config *cfg, goop_host *host) {
   const char *dir = goop_config_base_dir(cfg);
   snprintf(avatar, sizeof(avatar), "%s/avatar.png", dir ? dir : ".");
   (void)goop_presence_avatar_hash(avatar, hash); /* "" without an avatar */
+  const char *label = goop_config_get_string(cfg, "profile.label");
   struct goop_presence_info info = {
-      .label = goop_config_get_string(cfg, "profile.label"),
+      .label = label && *label ? label : "hello", /* as goop2(1) and the content protocol say */
       .email = goop_config_get_string(cfg, "profile.email"),
       .avatar_hash = hash,
       .video_disabled = goop_config_get_bool(cfg, "viewer.video_disabled"),
