@@ -5,6 +5,7 @@
 
 #include <inttypes.h>
 #include <jansson.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -354,7 +355,8 @@ struct row {
   enum goop_presence_type type;
   char *content, *email, *avatar_hash;
   int64_t ts;
-  uint64_t last_seen, bytes_sent, bytes_received;
+  uint64_t last_seen, bytes_sent;
+  uint64_t recv_base; /* bytes_received = r->bcast_bytes - recv_base */
   bool verified;
   struct rmsg *msg; /* latest framed message (snapshot) */
 };
@@ -386,9 +388,14 @@ struct goop_rdv {
   struct smap ips;   /* ip → struct ipent */
   goop_rdv_sub **subs;
   size_t nsubs, capsubs;
-  uint64_t publishes, drops, rejected, rate_limited;
+  uint64_t publishes, drops, rejected, rate_limited, db_errors;
+  uint64_t bcast_bytes; /* total size of every broadcast message */
+  sqlite3 *db;
+  sqlite3_stmt *db_upsert, *db_delete, *db_stale;
   uint64_t next_evict, next_ping;
 };
+
+static void db_upsert(goop_rdv *r, const struct row *w);
 
 void goop__rdv_limits_default(struct goop_rdv_limits *ret) {
   ret->sse_total = 100000;
@@ -460,6 +467,13 @@ static void sub_free(goop_rdv_sub *s) {
 void goop__rdv_free(goop_rdv *r) {
   if (!r)
     return;
+  if (r->db) { /* persist the byte counters that grew since each row's last write */
+    sqlite3_exec(r->db, "BEGIN", NULL, NULL, NULL);
+    for (size_t i = 0; i < r->peers.nb; i++)
+      for (struct ment *e = r->peers.b[i]; e; e = e->next)
+        db_upsert(r, e->val);
+    sqlite3_exec(r->db, "COMMIT", NULL, NULL, NULL);
+  }
   for (size_t i = 0; i < r->nsubs; i++)
     sub_free(r->subs[i]);
   free(r->subs);
@@ -477,6 +491,10 @@ void goop__rdv_free(goop_rdv *r) {
       free(e);
     }
   free(r->ips.b);
+  sqlite3_finalize(r->db_upsert);
+  sqlite3_finalize(r->db_delete);
+  sqlite3_finalize(r->db_stale);
+  sqlite3_close(r->db);
   free(r);
 }
 
@@ -567,6 +585,163 @@ static int set_str(char **dst, const char *src) {
   return 0;
 }
 
+static const char *type_str(enum goop_presence_type t) {
+  return t == GOOP_PRESENCE_ONLINE ? "online" : t == GOOP_PRESENCE_UPDATE ? "update" : "offline";
+}
+
+/* ---- peers.db (§9.9) ----------------------------------------------------------------- */
+
+static void db_upsert(goop_rdv *r, const struct row *w) {
+  sqlite3_stmt *st = r->db_upsert;
+  if (!st)
+    return;
+  sqlite3_bind_text(st, 1, w->peer_id, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, type_str(w->type), -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 3, w->content, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 4, w->email, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 5, w->avatar_hash, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 6, w->ts);
+  sqlite3_bind_int64(st, 7, (sqlite3_int64)w->last_seen);
+  sqlite3_bind_int64(st, 8, (sqlite3_int64)w->bytes_sent);
+  sqlite3_bind_int64(st, 9, (sqlite3_int64)(r->bcast_bytes - w->recv_base));
+  sqlite3_bind_int(st, 10, w->verified ? 1 : 0);
+  if (sqlite3_step(st) != SQLITE_DONE)
+    r->db_errors++;
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+}
+
+static void db_delete(goop_rdv *r, const char *id) {
+  sqlite3_stmt *st = r->db_delete;
+  if (!st)
+    return;
+  sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+  if (sqlite3_step(st) != SQLITE_DONE)
+    r->db_errors++;
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+}
+
+static const char db_schema[] =
+    "PRAGMA journal_mode = WAL;"
+    "PRAGMA synchronous = NORMAL;"
+    "CREATE TABLE IF NOT EXISTS peers(peer_id TEXT PRIMARY KEY, type TEXT NOT NULL DEFAULT '', "
+    "content TEXT DEFAULT '', email TEXT DEFAULT '', avatar_hash TEXT DEFAULT '', ts INTEGER DEFAULT 0, "
+    "last_seen INTEGER DEFAULT 0, bytes_sent INTEGER DEFAULT 0, bytes_received INTEGER DEFAULT 0, "
+    "verified INTEGER DEFAULT 0);"
+    "CREATE TABLE IF NOT EXISTS registrations(email TEXT PRIMARY KEY, token TEXT NOT NULL, "
+    "created_at INTEGER NOT NULL, verified_at INTEGER DEFAULT 0, metadata TEXT DEFAULT '{}');";
+
+static char *col_dup(sqlite3_stmt *st, int i) {
+  const unsigned char *t = sqlite3_column_text(st, i);
+  return strdup(t ? (const char *)t : "");
+}
+
+/* One DB row into memory (skipped when invalid, stale or already known). */
+static int db_load_row(goop_rdv *r, sqlite3_stmt *st, uint64_t now_ms) {
+  const unsigned char *id = sqlite3_column_text(st, 0), *type = sqlite3_column_text(st, 1);
+  uint64_t last_seen = (uint64_t)sqlite3_column_int64(st, 6);
+  if (!id || !*id || !type || sqlite3_column_bytes(st, 0) > GOOP_RDV_MAX_PEER_ID)
+    return 0;
+  if (now_ms > last_seen && now_ms - last_seen > r->lim.peer_ttl_ms)
+    return 0;
+  if (smap_get(&r->peers, (const char *)id) || r->peers.n >= r->lim.max_peers)
+    return 0;
+  enum goop_presence_type t;
+  if (strcmp((const char *)type, "online") == 0)
+    t = GOOP_PRESENCE_ONLINE;
+  else if (strcmp((const char *)type, "update") == 0)
+    t = GOOP_PRESENCE_UPDATE;
+  else
+    return 0;
+  struct row *w = calloc(1, sizeof(*w));
+  if (!w)
+    return GOOP_ENOMEM;
+  w->peer_id = col_dup(st, 0);
+  w->content = col_dup(st, 2);
+  w->email = col_dup(st, 3);
+  w->avatar_hash = col_dup(st, 4);
+  w->type = t;
+  w->ts = sqlite3_column_int64(st, 5);
+  w->last_seen = last_seen;
+  w->bytes_sent = (uint64_t)sqlite3_column_int64(st, 7);
+  w->recv_base = r->bcast_bytes - (uint64_t)sqlite3_column_int64(st, 8);
+  w->verified = sqlite3_column_int(st, 9) != 0;
+  if (!w->peer_id || !w->content || !w->email || !w->avatar_hash)
+    goto fail;
+  /* The snapshot message of a restored row (addresses are not stored). */
+  struct goop_presence_msg m = {.type = t,
+                                .peer_id = w->peer_id,
+                                .content = w->content,
+                                .email = w->email,
+                                .avatar_hash = w->avatar_hash,
+                                .ts = w->ts,
+                                .verified = w->verified};
+  char *json = NULL;
+  size_t len = 0;
+  if (goop_presence_msg_encode(&m, &json, &len) != 0)
+    goto fail;
+  w->msg = msg_new(json, len);
+  free(json);
+  if (!w->msg || smap_put(&r->peers, w->peer_id, w) != 0)
+    goto fail;
+  return 0;
+fail:
+  row_free(w);
+  return GOOP_ENOMEM;
+}
+
+int goop__rdv_db_open(goop_rdv *r, const char *path, uint64_t now_ms, char *errbuf, size_t errlen) {
+  sqlite3 *db = NULL;
+  sqlite3_stmt *sel = NULL;
+  if (r->db)
+    return goop__errbuf(errbuf, errlen, GOOP_ESTATE, "peer database already open");
+  if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
+      SQLITE_OK)
+    goto fail;
+  sqlite3_busy_timeout(db, 5000);
+  if (sqlite3_exec(db, db_schema, NULL, NULL, NULL) != SQLITE_OK)
+    goto fail;
+  if (sqlite3_prepare_v2(
+          db,
+          "INSERT INTO peers(peer_id, type, content, email, avatar_hash, ts, last_seen, "
+          "bytes_sent, bytes_received, verified) VALUES(?,?,?,?,?,?,?,?,?,?) "
+          "ON CONFLICT(peer_id) DO UPDATE SET type = excluded.type, content = excluded.content, "
+          "email = excluded.email, avatar_hash = excluded.avatar_hash, ts = excluded.ts, "
+          "last_seen = excluded.last_seen, bytes_sent = excluded.bytes_sent, "
+          "bytes_received = excluded.bytes_received, verified = excluded.verified",
+          -1, &r->db_upsert, NULL) != SQLITE_OK ||
+      sqlite3_prepare_v2(db, "DELETE FROM peers WHERE peer_id = ?", -1, &r->db_delete, NULL) != SQLITE_OK ||
+      sqlite3_prepare_v2(db, "DELETE FROM peers WHERE last_seen < ?", -1, &r->db_stale, NULL) != SQLITE_OK ||
+      sqlite3_prepare_v2(db,
+                         "SELECT peer_id, type, content, email, avatar_hash, ts, last_seen, bytes_sent, "
+                         "bytes_received, verified FROM peers",
+                         -1, &sel, NULL) != SQLITE_OK)
+    goto fail;
+  int rc;
+  while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
+    if (db_load_row(r, sel, now_ms) != 0) {
+      sqlite3_finalize(sel);
+      sel = NULL;
+      goto fail;
+    }
+  }
+  if (rc != SQLITE_DONE)
+    goto fail;
+  sqlite3_finalize(sel);
+  r->db = db;
+  return 0;
+fail:
+  goop__errbuf(errbuf, errlen, 0, "%s: %s", path, db ? sqlite3_errmsg(db) : "out of memory");
+  sqlite3_finalize(sel);
+  sqlite3_finalize(r->db_upsert);
+  sqlite3_finalize(r->db_delete);
+  sqlite3_finalize(r->db_stale);
+  r->db_upsert = r->db_delete = r->db_stale = NULL;
+  sqlite3_close(db);
+  return GOOP_EDB;
+}
+
 int goop__rdv_store(goop_rdv *r, const struct goop_rdv_publish *p, uint64_t now_ms) {
   const char *id = p->msg.peer_id;
   struct row *w = smap_get(&r->peers, id);
@@ -575,6 +750,7 @@ int goop__rdv_store(goop_rdv *r, const struct goop_rdv_publish *p, uint64_t now_
       smap_del(&r->peers, id);
       row_free(w);
     }
+    db_delete(r, id);
     return 0;
   }
   struct rmsg *m = msg_new(p->json, p->json_len);
@@ -589,6 +765,7 @@ int goop__rdv_store(goop_rdv *r, const struct goop_rdv_publish *p, uint64_t now_
     w = calloc(1, sizeof(*w));
     if (!w || set_str(&w->peer_id, id) != 0)
       goto fail;
+    w->recv_base = r->bcast_bytes;
   }
   if (set_str(&w->content, p->msg.content) != 0 || set_str(&w->email, p->msg.email) != 0 ||
       set_str(&w->avatar_hash, p->msg.avatar_hash) != 0)
@@ -602,6 +779,7 @@ int goop__rdv_store(goop_rdv *r, const struct goop_rdv_publish *p, uint64_t now_
   w->bytes_sent += p->json_len;
   msg_unref(w->msg);
   w->msg = m;
+  db_upsert(r, w);
   return 0;
 fail:
   msg_unref(m);
@@ -639,6 +817,12 @@ static struct row **sorted_rows(const goop_rdv *r, size_t *n, bool *oom) {
 
 size_t goop__rdv_evict(goop_rdv *r, uint64_t now_ms) {
   size_t n = 0;
+  if (r->db_stale && now_ms > r->lim.peer_ttl_ms) {
+    sqlite3_bind_int64(r->db_stale, 1, (sqlite3_int64)(now_ms - r->lim.peer_ttl_ms));
+    if (sqlite3_step(r->db_stale) != SQLITE_DONE)
+      r->db_errors++;
+    sqlite3_reset(r->db_stale);
+  }
   for (size_t i = 0; i < r->peers.nb; i++) {
     struct ment **pp = &r->peers.b[i];
     while (*pp) {
@@ -656,10 +840,6 @@ size_t goop__rdv_evict(goop_rdv *r, uint64_t now_ms) {
     }
   }
   return n;
-}
-
-static const char *type_str(enum goop_presence_type t) {
-  return t == GOOP_PRESENCE_ONLINE ? "online" : t == GOOP_PRESENCE_UPDATE ? "update" : "offline";
 }
 
 int goop__rdv_peers_json(goop_rdv *r, goop_buf *out) {
@@ -688,7 +868,7 @@ int goop__rdv_peers_json(goop_rdv *r, goop_buf *out) {
     e |= json_object_set_new(o, "ts", json_integer(w->ts));
     e |= json_object_set_new(o, "last_seen", json_integer((json_int_t)w->last_seen));
     e |= json_object_set_new(o, "bytes_sent", json_integer((json_int_t)w->bytes_sent));
-    e |= json_object_set_new(o, "bytes_received", json_integer((json_int_t)w->bytes_received));
+    e |= json_object_set_new(o, "bytes_received", json_integer((json_int_t)(r->bcast_bytes - w->recv_base)));
     e |= json_object_set_new(o, "verified", json_boolean(w->verified));
     if (e)
       goto done;
@@ -735,9 +915,7 @@ static bool sub_full(const goop_rdv *r, const goop_rdv_sub *s) {
 }
 
 int goop__rdv_broadcast(goop_rdv *r, const char *json, size_t len) {
-  for (size_t i = 0; i < r->peers.nb; i++)
-    for (struct ment *e = r->peers.b[i]; e; e = e->next)
-      ((struct row *)e->val)->bytes_received += len;
+  r->bcast_bytes += len;
   if (!r->nsubs)
     return 0;
   struct rmsg *m = msg_new(json, len);
@@ -948,6 +1126,7 @@ void goop__rdv_stats(const goop_rdv *r, struct goop_rdv_stats *ret) {
   ret->drops = r->drops;
   ret->rejected = r->rejected;
   ret->rate_limited = r->rate_limited;
+  ret->db_errors = r->db_errors;
 }
 
 static int metric(goop_buf *out, const char *name, const char *type, const char *help, uint64_t v) {

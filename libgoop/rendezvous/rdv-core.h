@@ -62,7 +62,8 @@ typedef struct goop_rdv_sub goop_rdv_sub;
 
 /* |limits| may be NULL (defaults). Returns 0 or GOOP_ENOMEM. */
 int goop__rdv_new(const struct goop_rdv_limits *limits, goop_rdv **ret);
-/* Frees every subscriber too (their notify callbacks are not called). */
+/* Frees every subscriber too (their notify callbacks are not called); with peers.db, writes every row first.
+ */
 void goop__rdv_free(goop_rdv *r);
 /* Reload limits (SIGHUP). Existing subscribers keep their queues; new bounds apply to new messages. */
 void goop__rdv_set_limits(goop_rdv *r, const struct goop_rdv_limits *limits);
@@ -103,6 +104,16 @@ uint64_t goop__rdv_tick(goop_rdv *r, uint64_t now_ms);
 int goop__rdv_peers_json(goop_rdv *r, goop_buf *out);
 size_t goop__rdv_peer_count(const goop_rdv *r);
 
+/*
+ * Open (create) peers.db at |path| (§9.9 schema, WAL, busy_timeout 5000),
+ * load its rows not older than the TTL at |now_ms| (their snapshot messages
+ * carry no addrs), then write every row change through: upsert on publish,
+ * delete on offline, stale rows on eviction. Write failures are counted in
+ * the stats, never fail a publish. Returns 0, GOOP_ESTATE (already open) or
+ * GOOP_EDB with the reason in |errbuf| (the state stays memory-only).
+ */
+int goop__rdv_db_open(goop_rdv *r, const char *path, uint64_t now_ms, char *errbuf, size_t errlen);
+
 /* ---- SSE subscribers ---- */
 
 typedef void (*goop_rdv_notify_fn)(goop_rdv_sub *s, void *ud);
@@ -133,6 +144,7 @@ struct goop_rdv_stats {
   uint64_t drops;        /* messages dropped on full subscriber queues */
   uint64_t rejected;     /* refused requests (rate limit, validation, SSE limits, noted by glue) */
   uint64_t rate_limited; /* of which publish rate limit */
+  uint64_t db_errors;    /* failed peers.db writes */
 };
 void goop__rdv_stats(const goop_rdv *r, struct goop_rdv_stats *ret);
 /* Prometheus text exposition format (version 0.0.4), appended to |out|. */

@@ -4,6 +4,9 @@
 #include "tap.h"
 
 #include <goop/common.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 static char err[GOOP_RDV_ERRBUF];
 
@@ -391,6 +394,96 @@ static void test_metrics(void) {
   goop__rdv_free(r);
 }
 
+static long long db_count(const char *path) {
+  sqlite3 *db;
+  sqlite3_stmt *st;
+  long long n = -1;
+  if (sqlite3_open(path, &db) == SQLITE_OK &&
+      sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM peers", -1, &st, NULL) == SQLITE_OK) {
+    if (sqlite3_step(st) == SQLITE_ROW)
+      n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+  }
+  sqlite3_close(db);
+  return n;
+}
+
+static void test_db(void) {
+  char dir[] = "/tmp/test-rdv-core-XXXXXX";
+  CHECK(mkdtemp(dir) != NULL);
+  char path[256];
+  snprintf(path, sizeof(path), "%s/peers.db", dir);
+  goop_rdv *r;
+  CHECK_INT_EQ(goop__rdv_new(NULL, &r), 0);
+  CHECK_INT_EQ(goop__rdv_db_open(r, path, 1000, err, sizeof(err)), 0);
+  CHECK_INT_EQ(goop__rdv_db_open(r, path, 1000, err, sizeof(err)), GOOP_ESTATE);
+  CHECK_INT_EQ(
+      pub(r, "ip",
+          "{\"type\":\"online\",\"peerId\":\"A\",\"content\":\"x\",\"addrs\":[\"/ip4/1.2.3.4\"],\"ts\":7}",
+          1000),
+      204);
+  CHECK_INT_EQ(pub(r, "ip", "{\"type\":\"update\",\"peerId\":\"B\",\"email\":\"e\",\"ts\":8}", 1500), 204);
+  CHECK_INT_EQ(pub(r, "ip", "{\"type\":\"online\",\"peerId\":\"C\",\"ts\":9}", 1600), 204);
+  CHECK_INT_EQ(db_count(path), 3);
+  CHECK_INT_EQ(pub(r, "ip", "{\"type\":\"offline\",\"peerId\":\"C\",\"ts\":9}", 1700), 204);
+  CHECK_INT_EQ(db_count(path), 2);
+  char *before = peers(r);
+  goop__rdv_free(r);
+
+  /* WAL mode */
+  sqlite3 *db;
+  sqlite3_stmt *st;
+  CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+  CHECK(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL) == SQLITE_OK);
+  CHECK(sqlite3_step(st) == SQLITE_ROW);
+  CHECK_STR_EQ((const char *)sqlite3_column_text(st, 0), "wal");
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+
+  /* restart: rows come back, with snapshot messages (no addrs) */
+  CHECK_INT_EQ(goop__rdv_new(NULL, &r), 0);
+  CHECK_INT_EQ(goop__rdv_db_open(r, path, 2000, err, sizeof(err)), 0);
+  CHECK_INT_EQ(goop__rdv_peer_count(r), 2);
+  char *after = peers(r);
+  CHECK_STR_EQ(after, before);
+  free(before);
+  free(after);
+  goop_rdv_sub *s;
+  CHECK_INT_EQ(goop__rdv_sub_add(r, "ip", &s, err, sizeof(err)), 0);
+  char *o = drain(s, 64);
+  CHECK_STR_EQ(o,
+               ": ok\n\n"
+               "data: {\"type\":\"online\",\"peerId\":\"A\",\"content\":\"x\",\"ts\":7,\"verified\":true}\n\n"
+               "data: {\"type\":\"update\",\"peerId\":\"B\",\"email\":\"e\",\"ts\":8,\"verified\":true}\n\n");
+  free(o);
+  /* eviction deletes stale DB rows too */
+  CHECK_INT_EQ(pub(r, "ip", "{\"type\":\"online\",\"peerId\":\"D\"}", 20000), 204);
+  CHECK_INT_EQ(goop__rdv_evict(r, 31100), 1);
+  CHECK_INT_EQ(db_count(path), 2);
+  CHECK_INT_EQ(goop__rdv_evict(r, 31600), 1);
+  CHECK_INT_EQ(db_count(path), 1);
+  goop__rdv_free(r);
+  /* stale rows are not loaded */
+  CHECK_INT_EQ(goop__rdv_new(NULL, &r), 0);
+  CHECK_INT_EQ(goop__rdv_db_open(r, path, 60000, err, sizeof(err)), 0);
+  CHECK_INT_EQ(goop__rdv_peer_count(r), 0);
+  goop__rdv_free(r);
+
+  CHECK_INT_EQ(goop__rdv_new(NULL, &r), 0);
+  CHECK_INT_EQ(goop__rdv_db_open(r, "/nonexistent-dir/x/peers.db", 0, err, sizeof(err)), GOOP_EDB);
+  CHECK(strstr(err, "/nonexistent-dir/x/peers.db") != NULL);
+  CHECK_INT_EQ(pub(r, "ip", "{\"type\":\"online\",\"peerId\":\"D\"}", 1), 204); /* memory-only */
+  goop__rdv_free(r);
+
+  char f[300];
+  const char *sfx[] = {"", "-wal", "-shm"};
+  for (size_t i = 0; i < 3; i++) {
+    snprintf(f, sizeof(f), "%s%s", path, sfx[i]);
+    unlink(f);
+  }
+  rmdir(dir);
+}
+
 int main(void) {
   RUN(test_messages);
   RUN(test_canonical);
@@ -400,5 +493,6 @@ int main(void) {
   RUN(test_sse_limits);
   RUN(test_rate);
   RUN(test_metrics);
+  RUN(test_db);
   return tap_done();
 }
