@@ -1,6 +1,7 @@
 /*
  * Rendezvous /publish: the input is a publish body. An accepted message is
- * stored, broadcast to a subscriber and must validate again unchanged.
+ * stored, broadcast to a subscriber and must validate again unchanged. The
+ * input is also parsed as an X-Forwarded-For header.
  */
 #include "rendezvous/rdv-core.h"
 
@@ -12,6 +13,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   char err[GOOP_RDV_ERRBUF];
+  /* The input as an X-Forwarded-For header behind a trusted proxy. */
+  char *xff = malloc(size + 1);
+  if (xff) {
+    memcpy(xff, data, size);
+    xff[size] = '\0';
+    static const struct goop_rdv_net any = {{0}, 0};
+    char ip[64];
+    goop__rdv_client_ip(&any, 1, "10.0.0.1", xff, ip, sizeof(ip));
+    free(xff);
+  }
   struct goop_rdv_publish p;
   int st = goop__rdv_validate_publish(data, size, 1000, true, &p, err, sizeof(err));
   if (st != 0) {

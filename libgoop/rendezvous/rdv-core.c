@@ -3,6 +3,7 @@
 
 #include "internal.h"
 
+#include <arpa/inet.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <sqlite3.h>
@@ -376,7 +377,8 @@ struct goop_rdv_sub {
   size_t nsnap, snappos;
   struct rmsg **q;
   size_t qcap, qhead, qn;
-  size_t off; /* bytes of the head message already read */
+  size_t off;  /* bytes of the head message already read */
+  size_t pend; /* bytes not yet read */
   uint64_t drops;
   goop_rdv_notify_fn notify;
   void *notify_ud;
@@ -890,6 +892,7 @@ static void sub_push(goop_rdv_sub *s, struct rmsg *m) {
   bool was_empty = goop__rdv_sub_pending(s) == 0;
   s->q[(s->qhead + s->qn) % s->qcap] = msg_ref(m);
   s->qn++;
+  s->pend += m->len;
   if (was_empty && s->notify)
     s->notify(s, s->notify_ud);
 }
@@ -976,8 +979,11 @@ int goop__rdv_sub_add(goop_rdv *r, const char *ip, goop_rdv_sub **ret, char *err
   if (!s->snap)
     goto fail;
   s->snap[s->nsnap++] = &msg_ok;
-  for (size_t i = 0; i < n; i++)
+  s->pend = msg_ok.len;
+  for (size_t i = 0; i < n; i++) {
     s->snap[s->nsnap++] = msg_ref(v[i]->msg);
+    s->pend += v[i]->msg->len;
+  }
   free(v);
   v = NULL;
   if (r->nsubs == r->capsubs) {
@@ -1049,6 +1055,7 @@ size_t goop__rdv_sub_read(goop_rdv_sub *s, void *out, size_t max) {
     memcpy((uint8_t *)out + got, m->data + s->off, k);
     got += k;
     s->off += k;
+    s->pend -= k;
     if (s->off == m->len)
       sub_pop(s);
   }
@@ -1056,16 +1063,139 @@ size_t goop__rdv_sub_read(goop_rdv_sub *s, void *out, size_t max) {
 }
 
 size_t goop__rdv_sub_pending(const goop_rdv_sub *s) {
-  size_t n = 0;
-  for (size_t i = s->snappos; i < s->nsnap; i++)
-    n += s->snap[i]->len;
-  for (size_t i = 0; i < s->qn; i++)
-    n += s->q[(s->qhead + i) % s->qcap]->len;
-  return n - s->off;
+  return s->pend;
 }
 
 uint64_t goop__rdv_sub_drops(const goop_rdv_sub *s) {
   return s->drops;
+}
+
+/* ---- client IP behind trusted proxies ------------------------------------------------ */
+
+/* Parse an IPv4 or IPv6 address (optionally "[v6]") into 16 bytes (IPv4 mapped). */
+static bool ip_parse(const char *s, size_t n, uint8_t out[16], bool *v4) {
+  char tmp[64];
+  if (n >= 2 && s[0] == '[' && s[n - 1] == ']')
+    s++, n -= 2;
+  if (n == 0 || n >= sizeof(tmp))
+    return false;
+  memcpy(tmp, s, n);
+  tmp[n] = '\0';
+  uint8_t a4[4];
+  if (inet_pton(AF_INET, tmp, a4) == 1) {
+    memset(out, 0, 10);
+    out[10] = out[11] = 0xff;
+    memcpy(out + 12, a4, 4);
+    *v4 = true;
+    return true;
+  }
+  if (inet_pton(AF_INET6, tmp, out) == 1) {
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    *v4 = memcmp(out, mapped, 12) == 0;
+    return true;
+  }
+  return false;
+}
+
+static void ip_format(const uint8_t a[16], bool v4, char *out, size_t outlen) {
+  char tmp[INET6_ADDRSTRLEN];
+  if (!inet_ntop(v4 ? AF_INET : AF_INET6, v4 ? a + 12 : a, tmp, sizeof(tmp)))
+    tmp[0] = '\0';
+  snprintf(out, outlen, "%s", tmp);
+}
+
+int goop__rdv_nets_parse(const char *const *list, size_t n, struct goop_rdv_net **ret, size_t *ret_n,
+                         char *errbuf, size_t errlen) {
+  struct goop_rdv_net *v = n ? calloc(n, sizeof(*v)) : NULL;
+  if (n && !v)
+    return GOOP_ENOMEM;
+  for (size_t i = 0; i < n; i++) {
+    const char *e = list[i] ? list[i] : "";
+    const char *slash = strchr(e, '/');
+    size_t alen = slash ? (size_t)(slash - e) : strlen(e);
+    bool v4;
+    unsigned prefix;
+    if (!ip_parse(e, alen, v[i].addr, &v4))
+      goto bad;
+    if (slash) {
+      char *end;
+      unsigned long p = strtoul(slash + 1, &end, 10);
+      if (!slash[1] || *end || p > (v4 ? 32u : 128u))
+        goto bad;
+      prefix = (unsigned)p + (v4 ? 96 : 0);
+    } else {
+      prefix = 128;
+    }
+    v[i].prefix = prefix;
+    continue;
+  bad:
+    free(v);
+    return goop__errbuf(errbuf, errlen, GOOP_EINVAL, "bad trusted proxy: %s", e);
+  }
+  *ret = v;
+  *ret_n = n;
+  return 0;
+}
+
+static bool nets_match_bin(const struct goop_rdv_net *nets, size_t n, const uint8_t a[16]) {
+  for (size_t i = 0; i < n; i++) {
+    unsigned p = nets[i].prefix, full = p / 8, rest = p % 8;
+    if (memcmp(nets[i].addr, a, full) != 0)
+      continue;
+    if (rest && ((nets[i].addr[full] ^ a[full]) & (uint8_t)(0xff << (8 - rest))))
+      continue;
+    return true;
+  }
+  return false;
+}
+
+bool goop__rdv_nets_match(const struct goop_rdv_net *nets, size_t n, const char *ip) {
+  uint8_t a[16];
+  bool v4;
+  return ip && ip_parse(ip, strlen(ip), a, &v4) && nets_match_bin(nets, n, a);
+}
+
+int goop__rdv_client_ip(const struct goop_rdv_net *nets, size_t n, const char *peer_ip, const char *xff,
+                        char *out, size_t outlen) {
+  uint8_t cur[16];
+  bool v4;
+  if (!peer_ip || !ip_parse(peer_ip, strlen(peer_ip), cur, &v4)) {
+    snprintf(out, outlen, "%s", peer_ip ? peer_ip : "");
+    return GOOP_EINVAL;
+  }
+  if (xff) {
+    size_t len = strnlen(xff, 65536);
+    bool cut = len > 4096; /* only the rightmost 4096 bytes, without the partial entry at their start */
+    if (cut) {
+      xff += len - 4096;
+      len = 4096;
+    }
+    size_t end = len;
+    for (int hops = 0; hops < 64 && nets_match_bin(nets, n, cur); hops++) {
+      /* the entry ending at |end| */
+      size_t start = end;
+      while (start > 0 && xff[start - 1] != ',')
+        start--;
+      if (start == 0 && cut)
+        break;
+      size_t a = start, b = end;
+      while (a < b && is_space((unsigned char)xff[a]))
+        a++;
+      while (b > a && is_space((unsigned char)xff[b - 1]))
+        b--;
+      uint8_t next[16];
+      bool nv4;
+      if (a == b || !ip_parse(xff + a, b - a, next, &nv4))
+        break;
+      memcpy(cur, next, 16);
+      v4 = nv4;
+      if (start == 0)
+        break;
+      end = start - 1;
+    }
+  }
+  ip_format(cur, v4, out, outlen);
+  return 0;
 }
 
 /* ---- publish, tick, metrics ---------------------------------------------------------- */

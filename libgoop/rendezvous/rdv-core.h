@@ -135,6 +135,34 @@ size_t goop__rdv_sub_pending(const goop_rdv_sub *s);
 /* Messages dropped for this subscriber because its queue was full. */
 uint64_t goop__rdv_sub_drops(const goop_rdv_sub *s);
 
+/* ---- client IP behind trusted proxies ---- */
+
+/* One trusted network: an address and a prefix length. */
+struct goop_rdv_net {
+  uint8_t addr[16]; /* IPv4 as IPv4-mapped IPv6 */
+  unsigned prefix;  /* 0-128 (IPv4 /n is stored as /96+n) */
+};
+
+/*
+ * Parse |n| trusted-proxy entries ("10.0.0.0/8", "::1", "192.0.2.7") into a
+ * malloc'd array |*ret| of |*ret_n| networks. Returns 0, GOOP_ENOMEM or
+ * GOOP_EINVAL with "bad trusted proxy: <entry>" in |errbuf|.
+ */
+int goop__rdv_nets_parse(const char *const *list, size_t n, struct goop_rdv_net **ret, size_t *ret_n,
+                         char *errbuf, size_t errlen);
+bool goop__rdv_nets_match(const struct goop_rdv_net *nets, size_t n, const char *ip);
+
+/*
+ * The client IP for per-IP limits: |peer_ip| (the socket's address) unless
+ * it is a trusted proxy; then X-Forwarded-For (|xff|, may be NULL) is walked
+ * from the right while the hop so far is trusted. Invalid entries stop the
+ * walk; at most 64 entries / 4096 bytes are read. The result is normalised
+ * (IPv4-mapped IPv6 → IPv4) into |out|. Returns 0 or GOOP_EINVAL (|peer_ip|
+ * is not an IP address; |out| = |peer_ip| truncated).
+ */
+int goop__rdv_client_ip(const struct goop_rdv_net *nets, size_t n, const char *peer_ip, const char *xff,
+                        char *out, size_t outlen);
+
 /* ---- metrics ---- */
 
 struct goop_rdv_stats {

@@ -484,6 +484,69 @@ static void test_db(void) {
   rmdir(dir);
 }
 
+static void test_client_ip(void) {
+  const char *list[] = {"10.0.0.0/8", "::1", "192.0.2.7", "2001:db8::/32"};
+  struct goop_rdv_net *nets;
+  size_t n;
+  CHECK_INT_EQ(goop__rdv_nets_parse(list, 4, &nets, &n, err, sizeof(err)), 0);
+  CHECK_INT_EQ(n, 4);
+  CHECK(goop__rdv_nets_match(nets, n, "10.1.2.3"));
+  CHECK(goop__rdv_nets_match(nets, n, "::ffff:10.1.2.3"));
+  CHECK(!goop__rdv_nets_match(nets, n, "11.0.0.1"));
+  CHECK(goop__rdv_nets_match(nets, n, "2001:db8:1::5"));
+  CHECK(!goop__rdv_nets_match(nets, n, "2001:db9::5"));
+  CHECK(goop__rdv_nets_match(nets, n, "192.0.2.7"));
+  CHECK(!goop__rdv_nets_match(nets, n, "192.0.2.8"));
+  char ip[64];
+  /* untrusted peer: XFF ignored */
+  CHECK_INT_EQ(goop__rdv_client_ip(nets, n, "203.0.113.5", "1.1.1.1", ip, sizeof(ip)), 0);
+  CHECK_STR_EQ(ip, "203.0.113.5");
+  /* trusted proxy: rightmost untrusted hop */
+  CHECK_INT_EQ(goop__rdv_client_ip(nets, n, "10.0.0.1", "6.6.6.6, 1.1.1.1", ip, sizeof(ip)), 0);
+  CHECK_STR_EQ(ip, "1.1.1.1");
+  CHECK_INT_EQ(goop__rdv_client_ip(nets, n, "::1", "6.6.6.6, 1.1.1.1 ,10.9.9.9", ip, sizeof(ip)), 0);
+  CHECK_STR_EQ(ip, "1.1.1.1");
+  CHECK_INT_EQ(goop__rdv_client_ip(nets, n, "::ffff:10.0.0.1", "[2001:db9::1]", ip, sizeof(ip)), 0);
+  CHECK_STR_EQ(ip, "2001:db9::1");
+  /* garbage stops the walk at the last good hop */
+  CHECK_INT_EQ(goop__rdv_client_ip(nets, n, "10.0.0.1", "1.1.1.1, junk", ip, sizeof(ip)), 0);
+  CHECK_STR_EQ(ip, "10.0.0.1");
+  CHECK_INT_EQ(goop__rdv_client_ip(nets, n, "10.0.0.1", "", ip, sizeof(ip)), 0);
+  CHECK_STR_EQ(ip, "10.0.0.1");
+  CHECK_INT_EQ(goop__rdv_client_ip(nets, n, "10.0.0.1", NULL, ip, sizeof(ip)), 0);
+  CHECK_STR_EQ(ip, "10.0.0.1");
+  /* all hops trusted: the leftmost */
+  CHECK_INT_EQ(goop__rdv_client_ip(nets, n, "10.0.0.1", "10.0.0.3,10.0.0.2", ip, sizeof(ip)), 0);
+  CHECK_STR_EQ(ip, "10.0.0.3");
+  /* long headers: only the rightmost 4096 bytes count */
+  char *lx = malloc(10000);
+  memset(lx, '1', 9000);
+  strcpy(lx + 9000, ", 5.5.5.5");
+  CHECK_INT_EQ(goop__rdv_client_ip(nets, n, "10.0.0.1", lx, ip, sizeof(ip)), 0);
+  CHECK_STR_EQ(ip, "5.5.5.5");
+  lx[0] = '\0';
+  for (int i = 0; i < 600; i++)
+    strcat(lx, "10.0.0.9,");
+  strcat(lx, "10.0.0.8");
+  CHECK_INT_EQ(goop__rdv_client_ip(nets, n, "10.0.0.1", lx, ip, sizeof(ip)), 0);
+  CHECK(strncmp(ip, "10.0.0.", 7) == 0);
+  free(lx);
+  CHECK_INT_EQ(goop__rdv_client_ip(nets, n, "not-an-ip", "1.1.1.1", ip, sizeof(ip)), GOOP_EINVAL);
+  free(nets);
+  const char *bad1[] = {"10.0.0.0/33"};
+  CHECK_INT_EQ(goop__rdv_nets_parse(bad1, 1, &nets, &n, err, sizeof(err)), GOOP_EINVAL);
+  CHECK_STR_EQ(err, "bad trusted proxy: 10.0.0.0/33");
+  const char *bad2[] = {"example.com"};
+  CHECK_INT_EQ(goop__rdv_nets_parse(bad2, 1, &nets, &n, err, sizeof(err)), GOOP_EINVAL);
+  const char *bad3[] = {"::/"};
+  CHECK_INT_EQ(goop__rdv_nets_parse(bad3, 1, &nets, &n, err, sizeof(err)), GOOP_EINVAL);
+  const char *all[] = {"0.0.0.0/0"};
+  CHECK_INT_EQ(goop__rdv_nets_parse(all, 1, &nets, &n, err, sizeof(err)), 0);
+  CHECK(goop__rdv_nets_match(nets, n, "8.8.8.8"));
+  CHECK(!goop__rdv_nets_match(nets, n, "::2"));
+  free(nets);
+}
+
 int main(void) {
   RUN(test_messages);
   RUN(test_canonical);
@@ -494,5 +557,6 @@ int main(void) {
   RUN(test_rate);
   RUN(test_metrics);
   RUN(test_db);
+  RUN(test_client_ip);
   return tap_done();
 }
