@@ -223,6 +223,37 @@ static void presence_remove(goop_presence *pr, const goop_peer_id *peer, const c
     peers_remove(viewer_peers(viewer), id);
 }
 
+/* Our announced fields, re-read before each announcement (the viewer's settings may change them). */
+static goop_config *presence_cfg;
+
+static void presence_refresh(goop_presence *pr, void *ud) {
+  (void)ud;
+  goop_config *cfg = presence_cfg;
+  static char hash[17];
+  static struct stat last; /* avatar.png as hashed */
+  char avatar[4096];
+  const char *dir = goop_config_base_dir(cfg);
+  snprintf(avatar, sizeof(avatar), "%s/avatar.png", dir ? dir : ".");
+  struct stat st;
+  if (stat(avatar, &st) != 0) {
+    hash[0] = '\0';
+    memset(&last, 0, sizeof(last));
+  } else if (st.st_mtime != last.st_mtime || st.st_size != last.st_size || st.st_ino != last.st_ino ||
+             !hash[0]) {
+    if (goop_presence_avatar_hash(avatar, hash) == 0)
+      last = st;
+  }
+  const char *label = goop_config_get_string(cfg, "profile.label");
+  struct goop_presence_info info = {
+      .label = label && *label ? label : "hello", /* as goop2(1) and the content protocol say */
+      .email = goop_config_get_string(cfg, "profile.email"),
+      .avatar_hash = hash,
+      .video_disabled = goop_config_get_bool(cfg, "viewer.video_disabled"),
+      .addrs = NULL, /* the host's announce addresses, filtered */
+  };
+  (void)goop_presence_set_info(pr, &info);
+}
+
 /* GossipSub plus presence on presence.topic: "online" now, "update" every heartbeat. */
 static int start_presence(goop_config *cfg, goop_host *host) {
   int rc = goop_pubsub_new(host, &pubsub);
@@ -236,24 +267,15 @@ static int start_presence(goop_config *cfg, goop_host *host) {
       .heartbeat_seconds = hb > 0 && hb < 86400 ? (uint32_t)hb : 0,
       .ttl_seconds = ttl > 0 && ttl < 86400 ? (uint32_t)ttl : 0,
   };
-  static const struct goop_presence_callbacks cb = {
-      .version = GOOP_PRESENCE_CALLBACKS_V1, .on_update = presence_update, .on_remove = presence_remove};
+  static const struct goop_presence_callbacks cb = {.version = GOOP_PRESENCE_CALLBACKS_V1,
+                                                    .on_update = presence_update,
+                                                    .on_remove = presence_remove,
+                                                    .before_publish = presence_refresh};
+  presence_cfg = cfg;
   rc = goop_presence_new(pubsub, host, &pc, &cb, NULL, &presence);
+  if (rc == 0)
+    rc = goop_presence_start(presence);
   if (rc)
-    return fail("cannot start presence: %s", goop_strerror(rc));
-  char avatar[4096], hash[17] = "";
-  const char *dir = goop_config_base_dir(cfg);
-  snprintf(avatar, sizeof(avatar), "%s/avatar.png", dir ? dir : ".");
-  (void)goop_presence_avatar_hash(avatar, hash); /* "" without an avatar */
-  const char *label = goop_config_get_string(cfg, "profile.label");
-  struct goop_presence_info info = {
-      .label = label && *label ? label : "hello", /* as goop2(1) and the content protocol say */
-      .email = goop_config_get_string(cfg, "profile.email"),
-      .avatar_hash = hash,
-      .video_disabled = goop_config_get_bool(cfg, "viewer.video_disabled"),
-      .addrs = NULL, /* the host's announce addresses, filtered */
-  };
-  if ((rc = goop_presence_set_info(presence, &info)) != 0 || (rc = goop_presence_start(presence)) != 0)
     return fail("cannot start presence: %s", goop_strerror(rc));
   return 0;
 }

@@ -135,6 +135,9 @@ struct goop_presence_callbacks {
                     void *user_data);
   /** A peer said "offline" or was not heard of for the TTL. */
   void (*on_remove)(goop_presence *pr, const goop_peer_id *peer, const char *peer_id_text, void *user_data);
+  /** Optional: called right before each "online" and "update" is built, so
+   *  the application can refresh its fields with goop_presence_set_info(). */
+  void (*before_publish)(goop_presence *pr, void *user_data);
 };
 
 /**

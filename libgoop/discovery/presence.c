@@ -463,6 +463,8 @@ static int publish(goop_presence *pr, enum goop_presence_type type) {
   struct goop_presence_msg m = {.type = type, .peer_id = pr->self_text, .ts = wall_ms()};
   char *own[MAX_OWN_ADDRS];
   size_t n_own = 0;
+  if (type != GOOP_PRESENCE_OFFLINE && pr->cb.before_publish)
+    pr->cb.before_publish(pr, pr->ud);
   if (type != GOOP_PRESENCE_OFFLINE) {
     m.content = pr->label;
     m.email = pr->email;

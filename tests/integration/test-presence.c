@@ -32,7 +32,7 @@ struct node {
   goop_presence *pr;
   char label[3][32]; /* last label seen of each node */
   bool verified[3];
-  int updates, removes;
+  int updates, removes, refreshes;
 };
 
 static struct node N[3];
@@ -62,8 +62,23 @@ static void on_remove(goop_presence *pr, const goop_peer_id *peer, const char *t
   n->removes++;
 }
 
-static const struct goop_presence_callbacks cbs = {
-    .version = GOOP_PRESENCE_CALLBACKS_V1, .on_update = on_update, .on_remove = on_remove};
+static bool rename_now;
+
+static void before_publish(goop_presence *pr, void *ud) {
+  struct node *n = ud;
+  n->refreshes++;
+  if (n == &N[1] && rename_now) { /* a changed label goes out with the next update */
+    rename_now = false;
+    struct goop_presence_info info = {.label = "node 1 renamed"};
+    if (goop_presence_set_info(pr, &info) != 0)
+      abort();
+  }
+}
+
+static const struct goop_presence_callbacks cbs = {.version = GOOP_PRESENCE_CALLBACKS_V1,
+                                                   .on_update = on_update,
+                                                   .on_remove = on_remove,
+                                                   .before_publish = before_publish};
 static const struct goop_presence_config pcfg = {
     .version = GOOP_PRESENCE_CONFIG_V1, .topic = TOPIC, .heartbeat_seconds = 1, .ttl_seconds = 3};
 
@@ -135,6 +150,9 @@ static bool all_see_all(void) {
       return false;
   return true;
 }
+static bool renamed(void) {
+  return strcmp(N[0].label[1], "node 1 renamed") == 0 && strcmp(N[2].label[1], "node 1 renamed") == 0;
+}
 static bool c_gone(void) {
   return !goop_presence_has(N[0].pr, &N[2].pid) && !goop_presence_has(N[1].pr, &N[2].pid);
 }
@@ -173,6 +191,10 @@ static void test_presence(void) {
       CHECK(N[i].verified[k]);
       CHECK(!goop_presence_has(N[i].pr, &N[i].pid));
     }
+  /* Fields set from before_publish go out at once. */
+  rename_now = true;
+  CHECK(run_until(renamed, 4000));
+  CHECK(N[1].refreshes >= 2);
   /* Announced addresses reach the peerstore, minus loopback and link-local ones. */
   CHECK(peer_has_addr(N[0].h, &N[1].pid, "/ip4/192.0.2.2/tcp/4001"));
   CHECK(peer_has_addr(N[1].h, &N[2].pid, "/ip4/192.0.2.3/tcp/4001"));
@@ -210,6 +232,7 @@ static void test_presence(void) {
   CHECK_INT_EQ(goop_presence_count(N[1].pr), 2);
   CHECK(N[1].updates - updates_b <= 1); /* at most a regular heartbeat, never "forged" */
   CHECK_STR_EQ(N[1].label[0], "node 0");
+  CHECK_STR_EQ(N[1].label[2], "node 2");
 
   /* A clean stop disappears at once. */
   int removes_a = N[0].removes;
