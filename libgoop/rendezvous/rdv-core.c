@@ -1233,7 +1233,9 @@ int goop__rdv_publish(goop_rdv *r, const char *ip, const void *body, size_t len,
 }
 
 uint64_t goop__rdv_tick(goop_rdv *r, uint64_t now_ms) {
-  if (!r->next_evict) {
+  /* First call, or the clock went back: (re)start both periods from now. */
+  if (!r->next_evict || r->next_evict > now_ms + GOOP_RDV_EVICT_INTERVAL_MS ||
+      r->next_ping > now_ms + GOOP_RDV_PING_INTERVAL_MS) {
     r->next_evict = now_ms + GOOP_RDV_EVICT_INTERVAL_MS;
     r->next_ping = now_ms + GOOP_RDV_PING_INTERVAL_MS;
   }
@@ -1283,7 +1285,9 @@ int goop__rdv_metrics(const goop_rdv *r, goop_buf *out) {
       (rc = metric(out, "goop_rendezvous_rejected_total", "counter", "Rejected requests.", st.rejected)) !=
           0 ||
       (rc = metric(out, "goop_rendezvous_rate_limited_total", "counter",
-                   "Publishes rejected by the per-IP rate limit.", st.rate_limited)) != 0)
+                   "Publishes rejected by the per-IP rate limit.", st.rate_limited)) != 0 ||
+      (rc = metric(out, "goop_rendezvous_db_errors_total", "counter", "Failed peers.db writes.",
+                   st.db_errors)) != 0)
     return rc;
   return 0;
 }

@@ -193,6 +193,8 @@ static void test_rows(void) {
   CHECK_INT_EQ(goop__rdv_peer_count(r), 1);
   CHECK_INT_EQ(goop__rdv_tick(r, 37000), 42000);
   CHECK_INT_EQ(goop__rdv_peer_count(r), 0);
+  /* a clock that goes back restarts the periods */
+  CHECK_INT_EQ(goop__rdv_tick(r, 1000), 6000);
   goop__rdv_free(r);
 }
 
@@ -378,6 +380,7 @@ static void test_metrics(void) {
   CHECK(strstr(t, "\ngoop_rendezvous_drops_total 0\n"));
   CHECK(strstr(t, "\ngoop_rendezvous_rejected_total 2\n"));
   CHECK(strstr(t, "\ngoop_rendezvous_rate_limited_total 0\n"));
+  CHECK(strstr(t, "\ngoop_rendezvous_db_errors_total 0\n"));
   CHECK(t[strlen(t) - 1] == '\n');
   /* every line is a comment or "name value" */
   int bad = 0;
