@@ -3,6 +3,7 @@
 #define GOOP_GOOP_H
 #include <goop/common.h>
 #include <goop/config.h>
+#include <goop/discovery.h>
 #include <goop/features.h>
 #include <goop/identity.h>
 #include <goop/presence.h>
