@@ -1,0 +1,830 @@
+/*
+ * The rendezvous HTTP server (see rdv-server.h).
+ */
+#include "rdv-server.h"
+
+#include "internal.h"
+#include "viewer/mhd-libevent.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ifaddrs.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <net/if.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#define LOG_LINES 500
+#define LOG_LINE_MAX 512
+#define AUTH_FAIL_SLOTS 256
+#define AUTH_FAIL_MAX 10 /* failed admin logins per IP per window */
+#define AUTH_FAIL_WINDOW_MS 60000
+#define HEADER_TIMEOUT_S 30 /* idle connection timeout (not SSE: those are suspended) */
+#define MAX_CONNS 4096
+
+struct auth_fail {
+  char ip[64];
+  unsigned count;
+  uint64_t start_ms;
+};
+
+struct rdv_server {
+  struct event_base *base;
+  goop_rdv *core;
+  struct MHD_Daemon *d;
+  struct mhd_ev *ev;
+  struct event *tick;
+  int port;
+  char bind[64];
+  char *admin_password;
+  char *external_url;
+  char *logs[LOG_LINES];
+  size_t log_head, log_n;
+  struct auth_fail fails[AUTH_FAIL_SLOTS];
+  struct stream *streams;
+};
+
+/* One request: the body of a POST, or an SSE stream. */
+struct req {
+  struct rdv_server *s;
+  goop_buf body;
+  bool too_big;
+  size_t ignored; /* body bytes of a request that takes none */
+};
+
+struct stream {
+  struct rdv_server *s;
+  struct MHD_Connection *conn;
+  goop_rdv_sub *sub;
+  struct event *watch; /* while suspended: the client going away */
+  bool suspended;
+  bool closing;
+  struct stream *prev, *next;
+};
+
+static uint64_t wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static char *dup_or_empty(const char *s) {
+  return strdup(s ? s : "");
+}
+
+void rdv_server_log(struct rdv_server *s, const char *fmt, ...) {
+  char msg[LOG_LINE_MAX - 16];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  time_t t = time(NULL);
+  struct tm tm;
+  localtime_r(&t, &tm);
+  char line[LOG_LINE_MAX];
+  snprintf(line, sizeof(line), "[%02d:%02d:%02d] %s", tm.tm_hour, tm.tm_min, tm.tm_sec, msg);
+  fprintf(stderr, "goop2-rendezvous: %s\n", msg);
+  if (!s)
+    return;
+  char *copy = strdup(line);
+  if (!copy)
+    return;
+  size_t at = (s->log_head + s->log_n) % LOG_LINES;
+  if (s->log_n == LOG_LINES) {
+    free(s->logs[s->log_head]);
+    s->logs[s->log_head] = copy;
+    s->log_head = (s->log_head + 1) % LOG_LINES;
+  } else {
+    s->logs[at] = copy;
+    s->log_n++;
+  }
+}
+
+char *rdv_html_escape(const char *in) {
+  if (!in)
+    in = "";
+  size_t n = 1;
+  for (const char *p = in; *p; p++)
+    n += (*p == '&' || *p == '<' || *p == '>' || *p == '"' || *p == '\'') ? 6 : 1;
+  char *out = malloc(n), *o = out;
+  if (!out)
+    return NULL;
+  for (const char *p = in; *p; p++) {
+    const char *rep = NULL;
+    switch (*p) {
+    case '&':
+      rep = "&amp;";
+      break;
+    case '<':
+      rep = "&lt;";
+      break;
+    case '>':
+      rep = "&gt;";
+      break;
+    case '"':
+      rep = "&quot;";
+      break;
+    case '\'':
+      rep = "&#39;";
+      break;
+    default:
+      break;
+    }
+    if (rep) {
+      size_t l = strlen(rep);
+      memcpy(o, rep, l);
+      o += l;
+    } else {
+      *o++ = *p;
+    }
+  }
+  *o = '\0';
+  return out;
+}
+
+/* ---- replies ---- */
+
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *ctype, const void *data,
+                             size_t len, const char *extra_hdr, const char *extra_val) {
+  struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
+  if (!r)
+    return MHD_NO;
+  if (ctype)
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+  MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+  if (extra_hdr)
+    MHD_add_response_header(r, extra_hdr, extra_val);
+  enum MHD_Result ret = MHD_queue_response(c, status, r);
+  MHD_destroy_response(r);
+  return ret;
+}
+
+static enum MHD_Result reply_text(struct MHD_Connection *c, unsigned status, const char *text) {
+  char buf[GOOP_RDV_ERRBUF + 2];
+  size_t n = (size_t)snprintf(buf, sizeof(buf), "%s\n", text);
+  if (n >= sizeof(buf))
+    n = sizeof(buf) - 1;
+  return reply(c, status, "text/plain; charset=utf-8", buf, n, NULL, NULL);
+}
+
+static enum MHD_Result reply_rejected(struct rdv_server *s, struct MHD_Connection *c, unsigned status,
+                                      const char *text) {
+  goop__rdv_note_rejected(s->core);
+  return reply_text(c, status, text);
+}
+
+/* ---- client address ---- */
+
+static void client_ip(struct MHD_Connection *c, char *out, size_t outlen) {
+  const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  char raw[INET6_ADDRSTRLEN] = "unknown";
+  if (ci && ci->client_addr) {
+    const struct sockaddr *sa = ci->client_addr;
+    socklen_t sl = sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    if (getnameinfo(sa, sl, raw, sizeof(raw), NULL, 0, NI_NUMERICHOST) != 0)
+      snprintf(raw, sizeof(raw), "unknown");
+  }
+  /* No trusted proxies are configured yet: the socket address is the client. */
+  if (goop__rdv_client_ip(NULL, 0, raw, NULL, out, outlen) != 0)
+    snprintf(out, outlen, "%s", raw);
+}
+
+/* ---- SSE streams ---- */
+
+static void stream_wake(struct stream *st) {
+  if (st->watch)
+    event_del(st->watch);
+  if (st->suspended) {
+    st->suspended = false;
+    MHD_resume_connection(st->conn);
+    mhd_ev_kick(st->s->ev);
+  }
+}
+
+static void on_sub_notify(goop_rdv_sub *sub, void *ud) {
+  (void)sub;
+  stream_wake(ud);
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
+  (void)pos;
+  struct stream *st = cls;
+  if (st->closing || !st->sub)
+    return MHD_CONTENT_READER_END_OF_STREAM;
+  size_t n = goop__rdv_sub_read(st->sub, buf, max);
+  if (n > 0)
+    return (ssize_t)n;
+  st->suspended = true;
+  MHD_suspend_connection(st->conn);
+  if (st->watch)
+    event_add(st->watch, NULL);
+  return 0;
+}
+
+static void on_watch(evutil_socket_t fd, short what, void *arg) {
+  (void)what;
+  struct stream *st = arg;
+  char b;
+  ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+    if (st->suspended)
+      event_add(st->watch, NULL);
+    return;
+  }
+  st->closing = true;
+  stream_wake(st);
+}
+
+static void stream_free(void *cls) {
+  struct stream *st = cls;
+  struct rdv_server *s = st->s;
+  if (st->sub && s)
+    goop__rdv_sub_remove(s->core, st->sub);
+  if (s) {
+    if (st->prev)
+      st->prev->next = st->next;
+    else if (s->streams == st)
+      s->streams = st->next;
+    if (st->next)
+      st->next->prev = st->prev;
+  }
+  if (st->watch)
+    event_free(st->watch);
+  free(st);
+}
+
+static enum MHD_Result h_events(struct rdv_server *s, struct MHD_Connection *c, const char *ip) {
+  struct stream *st = calloc(1, sizeof(*st));
+  if (!st)
+    return MHD_NO;
+  char err[GOOP_RDV_ERRBUF];
+  int rc = goop__rdv_sub_add(s->core, ip, &st->sub, err, sizeof(err));
+  if (rc != 0) {
+    free(st);
+    return reply_text(c, rc == 429 ? 429 : 500, rc == 429 ? err : "internal error");
+  }
+  st->s = s;
+  st->conn = c;
+  goop__rdv_sub_set_notify(st->sub, on_sub_notify, st);
+  const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+  if (ci)
+    st->watch = event_new(s->base, ci->connect_fd, EV_READ, on_watch, st);
+  struct MHD_Response *r =
+      MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, st, stream_free);
+  if (!r) {
+    stream_free(st);
+    return MHD_NO;
+  }
+  st->next = s->streams;
+  if (s->streams)
+    s->streams->prev = st;
+  s->streams = st;
+  MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+  MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+  MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "keep-alive");
+  MHD_add_response_header(r, "X-Accel-Buffering", "no");
+  enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+  MHD_destroy_response(r);
+  return ret;
+}
+
+/* ---- admin auth ---- */
+
+static struct auth_fail *fail_slot(struct rdv_server *s, const char *ip, uint64_t now, bool create) {
+  struct auth_fail *free_slot = NULL, *oldest = &s->fails[0];
+  for (size_t i = 0; i < AUTH_FAIL_SLOTS; i++) {
+    struct auth_fail *f = &s->fails[i];
+    if (f->ip[0] && now - f->start_ms >= AUTH_FAIL_WINDOW_MS)
+      f->ip[0] = '\0';
+    if (f->ip[0] && strcmp(f->ip, ip) == 0)
+      return f;
+    if (!f->ip[0] && !free_slot)
+      free_slot = f;
+    if (f->ip[0] && f->start_ms < oldest->start_ms)
+      oldest = f;
+  }
+  if (!create)
+    return NULL;
+  struct auth_fail *f = free_slot ? free_slot : oldest;
+  snprintf(f->ip, sizeof(f->ip), "%s", ip);
+  f->count = 0;
+  f->start_ms = now;
+  return f;
+}
+
+/* 0 = authorised; otherwise the reply was queued into |*ret|. */
+static int check_admin(struct rdv_server *s, struct MHD_Connection *c, const char *ip, enum MHD_Result *ret) {
+  if (!s->admin_password || !s->admin_password[0]) {
+    *ret = reply_rejected(s, c, MHD_HTTP_FORBIDDEN, "admin panel disabled");
+    return -1;
+  }
+  uint64_t now = wall_ms();
+  struct auth_fail *f = fail_slot(s, ip, now, false);
+  if (f && f->count >= AUTH_FAIL_MAX) {
+    *ret = reply_rejected(s, c, MHD_HTTP_TOO_MANY_REQUESTS, "too many failed logins");
+    return -1;
+  }
+  bool ok = false;
+  const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+  if (h && strncasecmp(h, "Basic ", 6) == 0) {
+    const char *b64 = h + 6;
+    while (*b64 == ' ')
+      b64++;
+    size_t bl = strlen(b64);
+    if (bl > 0 && bl <= 1024 && bl % 4 == 0) {
+      unsigned char dec[800];
+      int dl = EVP_DecodeBlock(dec, (const unsigned char *)b64, (int)bl);
+      if (dl >= 0) {
+        size_t n = (size_t)dl;
+        /* EVP_DecodeBlock counts the padding as zero bytes. */
+        if (bl >= 1 && b64[bl - 1] == '=')
+          n--;
+        if (bl >= 2 && b64[bl - 2] == '=')
+          n--;
+        const size_t pl = strlen(s->admin_password);
+        if (n >= 6 && memcmp(dec, "admin:", 6) == 0 && n - 6 == pl && pl < sizeof(dec))
+          ok = CRYPTO_memcmp(dec + 6, s->admin_password, pl) == 0;
+        goop__wipe(dec, sizeof(dec));
+      }
+    }
+  }
+  if (ok)
+    return 0;
+  f = fail_slot(s, ip, now, true);
+  f->count++;
+  rdv_server_log(s, "admin: failed login from %s", ip);
+  goop__rdv_note_rejected(s->core);
+  *ret = reply(c, MHD_HTTP_UNAUTHORIZED, "text/plain; charset=utf-8", "unauthorized\n", 13,
+               "WWW-Authenticate", "Basic realm=\"Goop2 Admin\"");
+  return -1;
+}
+
+/* ---- pages ---- */
+
+static int append_fmt(goop_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int append_fmt(goop_buf *b, const char *fmt, ...) {
+  char tmp[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+  va_end(ap);
+  if (n < 0)
+    return -1;
+  return goop_buf_append(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
+}
+
+static int append_esc(goop_buf *b, const char *s) {
+  char *e = rdv_html_escape(s);
+  if (!e)
+    return -1;
+  int rc = goop_buf_append_str(b, e);
+  free(e);
+  return rc;
+}
+
+static bool skip_iface(const char *name) {
+  return strncmp(name, "docker", 6) == 0 || strncmp(name, "veth", 4) == 0 || strncmp(name, "br-", 3) == 0 ||
+         strncmp(name, "virbr", 5) == 0;
+}
+
+/* The connect URLs of §9.7, as a JSON array of strings. */
+static json_t *connect_urls(struct rdv_server *s) {
+  json_t *a = json_array();
+  if (!a)
+    return NULL;
+  if (s->external_url && s->external_url[0]) {
+    json_array_append_new(a, json_string(s->external_url));
+    return a;
+  }
+  struct ifaddrs *ifa = NULL;
+  if (getifaddrs(&ifa) == 0) {
+    for (struct ifaddrs *i = ifa; i; i = i->ifa_next) {
+      if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET || !(i->ifa_flags & IFF_UP) ||
+          (i->ifa_flags & IFF_LOOPBACK) || skip_iface(i->ifa_name))
+        continue;
+      char ip[INET_ADDRSTRLEN];
+      if (!inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)i->ifa_addr)->sin_addr, ip, sizeof(ip)))
+        continue;
+      char url[96];
+      snprintf(url, sizeof(url), "http://%s:%d", ip, s->port);
+      json_array_append_new(a, json_string(url));
+    }
+    freeifaddrs(ifa);
+  }
+  return a;
+}
+
+static const char PAGE_HEAD[] =
+    "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+    "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+    "<title>%s</title><style>body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem "
+    "auto;padding:0 1rem}"
+    "code{background:#eee;padding:.1rem .3rem}table{border-collapse:collapse;width:100%%}"
+    "td,th{border-bottom:1px solid "
+    "#ccc;padding:.3rem;text-align:left;font-size:.9rem}</style></head><body>\n";
+
+static enum MHD_Result h_index(struct rdv_server *s, struct MHD_Connection *c) {
+  goop_buf b;
+  goop_buf_init(&b, 0);
+  append_fmt(&b, PAGE_HEAD, "Goop&#178; Rendezvous");
+  goop_buf_append_str(&b, "<header><h1>Goop&#178; Rendezvous</h1><nav>");
+  if (s->admin_password && s->admin_password[0])
+    goop_buf_append_str(&b, "<a href=\"/admin\">Admin</a>");
+  goop_buf_append_str(&b,
+                      "</nav></header>\n<p>This server introduces Goop&#178; peers to each other across the "
+                      "internet. Peers publish their presence here and receive everybody else's.</p>\n"
+                      "<section><h2>Connect to this server</h2><p>Put one of these URLs in "
+                      "<code>presence.rendezvous_wan</code> of your peer's goop.json:</p><ul>\n");
+  json_t *urls = connect_urls(s);
+  size_t i;
+  json_t *u;
+  json_array_foreach(urls, i, u) {
+    goop_buf_append_str(&b, "<li><code>");
+    append_esc(&b, json_string_value(u));
+    goop_buf_append_str(&b, "</code></li>\n");
+  }
+  goop_buf_append_str(&b, "</ul></section>\n<footer><p>");
+  append_fmt(&b, "%zu peers online", goop__rdv_peer_count(s->core));
+  if (json_array_size(urls) > 0) {
+    goop_buf_append_str(&b, " &middot; <code>");
+    append_esc(&b, json_string_value(json_array_get(urls, 0)));
+    goop_buf_append_str(&b, "</code>");
+  }
+  goop_buf_append_str(&b, "</p></footer></body></html>\n");
+  json_decref(urls);
+  enum MHD_Result r = reply(c, MHD_HTTP_OK, "text/html; charset=utf-8", b.data, b.len, NULL, NULL);
+  goop_buf_free(&b);
+  return r;
+}
+
+static enum MHD_Result h_admin(struct rdv_server *s, struct MHD_Connection *c) {
+  goop_buf b, pj;
+  goop_buf_init(&b, 0);
+  goop_buf_init(&pj, 0);
+  append_fmt(&b, PAGE_HEAD, "Goop&#178; Rendezvous &mdash; Admin");
+  struct goop_rdv_stats st;
+  goop__rdv_stats(s->core, &st);
+  append_fmt(&b,
+             "<h1>Rendezvous admin</h1><p>%zu peers, %zu subscribers, %llu publishes, %llu rejected, "
+             "%llu dropped</p>\n<table><thead><tr><th>Peer</th><th>Type</th><th>Label</th><th>Email</th>"
+             "<th>Last seen (ms)</th><th>Verified</th></tr></thead><tbody>\n",
+             st.peers, st.subscribers, (unsigned long long)st.publishes, (unsigned long long)st.rejected,
+             (unsigned long long)st.drops);
+  json_t *rows = NULL;
+  if (goop__rdv_peers_json(s->core, &pj) == 0)
+    rows = json_loadb((const char *)pj.data, pj.len, 0, NULL);
+  size_t i;
+  json_t *row;
+  json_array_foreach(rows, i, row) {
+    goop_buf_append_str(&b, "<tr><td><code>");
+    append_esc(&b, json_string_value(json_object_get(row, "peer_id")));
+    goop_buf_append_str(&b, "</code></td><td>");
+    append_esc(&b, json_string_value(json_object_get(row, "type")));
+    goop_buf_append_str(&b, "</td><td>");
+    append_esc(&b, json_string_value(json_object_get(row, "content")));
+    goop_buf_append_str(&b, "</td><td>");
+    append_esc(&b, json_string_value(json_object_get(row, "email")));
+    append_fmt(&b, "</td><td>%lld</td><td>%s</td></tr>\n",
+               (long long)json_integer_value(json_object_get(row, "last_seen")),
+               json_is_true(json_object_get(row, "verified")) ? "yes" : "no");
+  }
+  json_decref(rows);
+  goop_buf_append_str(&b, "</tbody></table>\n<h2>Log</h2><pre>");
+  for (size_t k = 0; k < s->log_n; k++) {
+    append_esc(&b, s->logs[(s->log_head + k) % LOG_LINES]);
+    goop_buf_append_str(&b, "\n");
+  }
+  goop_buf_append_str(&b, "</pre></body></html>\n");
+  enum MHD_Result r =
+      reply(c, MHD_HTTP_OK, "text/html; charset=utf-8", b.data, b.len, "Cache-Control", "no-store");
+  goop_buf_free(&b);
+  goop_buf_free(&pj);
+  return r;
+}
+
+static enum MHD_Result h_peers_json(struct rdv_server *s, struct MHD_Connection *c) {
+  goop_buf b;
+  goop_buf_init(&b, 0);
+  if (goop__rdv_peers_json(s->core, &b) != 0) {
+    goop_buf_free(&b);
+    return reply_text(c, 500, "internal error");
+  }
+  enum MHD_Result r =
+      reply(c, MHD_HTTP_OK, "application/json; charset=utf-8", b.data, b.len, "Cache-Control", "no-store");
+  goop_buf_free(&b);
+  return r;
+}
+
+static enum MHD_Result h_logs_json(struct rdv_server *s, struct MHD_Connection *c) {
+  json_t *a = json_array();
+  for (size_t k = 0; a && k < s->log_n; k++)
+    json_array_append_new(a, json_string(s->logs[(s->log_head + k) % LOG_LINES]));
+  char *txt = a ? json_dumps(a, JSON_COMPACT) : NULL;
+  json_decref(a);
+  if (!txt)
+    return reply_text(c, 500, "internal error");
+  enum MHD_Result r =
+      reply(c, MHD_HTTP_OK, "application/json; charset=utf-8", txt, strlen(txt), "Cache-Control", "no-store");
+  free(txt);
+  return r;
+}
+
+static enum MHD_Result h_metrics(struct rdv_server *s, struct MHD_Connection *c) {
+  goop_buf b;
+  goop_buf_init(&b, 0);
+  if (goop__rdv_metrics(s->core, &b) != 0) {
+    goop_buf_free(&b);
+    return reply_text(c, 500, "internal error");
+  }
+  enum MHD_Result r =
+      reply(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len, NULL, NULL);
+  goop_buf_free(&b);
+  return r;
+}
+
+/* ---- dispatch ---- */
+
+static bool is_get(const char *m) {
+  return strcmp(m, MHD_HTTP_METHOD_GET) == 0 || strcmp(m, MHD_HTTP_METHOD_HEAD) == 0;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                                  const char *version, const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls) {
+  (void)version;
+  struct rdv_server *s = cls;
+  char ip[64];
+  bool publish = strcmp(url, "/publish") == 0;
+  if (publish && strcmp(method, MHD_HTTP_METHOD_POST) == 0) {
+    struct req *rq = *con_cls;
+    if (!rq) {
+      rq = calloc(1, sizeof(*rq));
+      if (!rq)
+        return MHD_NO;
+      rq->s = s;
+      goop_buf_init(&rq->body, GOOP_RDV_MAX_BODY + 1);
+      *con_cls = rq;
+      const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+      if (cl && strtoull(cl, NULL, 10) > GOOP_RDV_MAX_BODY)
+        rq->too_big = true;
+      return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+      if (!rq->too_big && goop_buf_append(&rq->body, upload_data, *upload_data_size) != 0)
+        rq->too_big = true;
+      *upload_data_size = 0;
+      return MHD_YES;
+    }
+    if (rq->too_big || rq->body.len > GOOP_RDV_MAX_BODY)
+      return reply_rejected(s, c, 413, "request body too large");
+    client_ip(c, ip, sizeof(ip));
+    char err[GOOP_RDV_ERRBUF] = "";
+    int rc = goop__rdv_publish(s->core, ip, rq->body.data ? (const char *)rq->body.data : "", rq->body.len,
+                               wall_ms(), err, sizeof(err));
+    if (rc == 204)
+      return reply(c, MHD_HTTP_NO_CONTENT, NULL, "", 0, NULL, NULL);
+    if (rc != 429)
+      rdv_server_log(s, "publish from %s refused: %s", ip, err);
+    return reply_text(c, (unsigned)rc, err);
+  }
+  /* Everything else ignores a body (up to the limit) and answers once the request is complete. */
+  if (!*con_cls) {
+    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl && strtoull(cl, NULL, 10) > GOOP_RDV_MAX_BODY)
+      return reply_rejected(s, c, 413, "request body too large");
+    struct req *rq = calloc(1, sizeof(*rq));
+    if (!rq)
+      return MHD_NO;
+    rq->s = s;
+    *con_cls = rq;
+    return MHD_YES;
+  }
+  if (*upload_data_size > 0) {
+    struct req *rq = *con_cls;
+    rq->ignored += *upload_data_size;
+    *upload_data_size = 0;
+    if (rq->ignored > GOOP_RDV_MAX_BODY)
+      return MHD_NO;
+    return MHD_YES;
+  }
+  if (strcmp(url, "/healthz") == 0)
+    return reply(c, MHD_HTTP_OK, "text/plain; charset=utf-8", "ok", 2, NULL, NULL);
+  if (publish)
+    return reply_rejected(s, c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
+  bool known = strcmp(url, "/") == 0 || strcmp(url, "/events") == 0 || strcmp(url, "/relay") == 0 ||
+               strcmp(url, "/admin") == 0 || strcmp(url, "/peers.json") == 0 ||
+               strcmp(url, "/logs.json") == 0 || strcmp(url, "/metrics") == 0;
+  if (!known)
+    return reply_text(c, MHD_HTTP_NOT_FOUND, "404 page not found");
+  if (!is_get(method))
+    return reply_rejected(s, c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
+  client_ip(c, ip, sizeof(ip));
+  if (strcmp(url, "/") == 0)
+    return h_index(s, c);
+  if (strcmp(url, "/events") == 0)
+    return h_events(s, c, ip);
+  if (strcmp(url, "/relay") == 0)
+    return reply_text(c, MHD_HTTP_NOT_FOUND, "404 page not found");
+  if (strcmp(url, "/metrics") == 0)
+    return h_metrics(s, c);
+  enum MHD_Result ret = MHD_NO;
+  if (check_admin(s, c, ip, &ret) != 0)
+    return ret;
+  if (strcmp(url, "/admin") == 0)
+    return h_admin(s, c);
+  if (strcmp(url, "/peers.json") == 0)
+    return h_peers_json(s, c);
+  return h_logs_json(s, c);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode t) {
+  (void)cls;
+  (void)c;
+  (void)t;
+  struct req *rq = *con_cls;
+  if (rq) {
+    goop_buf_free(&rq->body);
+    free(rq);
+    *con_cls = NULL;
+  }
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
+  (void)cls;
+  (void)fmt;
+  (void)ap;
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  struct rdv_server *s = arg;
+  uint64_t now = wall_ms();
+  size_t before = goop__rdv_peer_count(s->core);
+  uint64_t next = goop__rdv_tick(s->core, now);
+  size_t after = goop__rdv_peer_count(s->core);
+  if (after < before)
+    rdv_server_log(s, "evicted %zu stale peers", before - after);
+  uint64_t wait = next > now ? next - now : 1;
+  if (wait > 5000)
+    wait = 5000;
+  struct timeval tv = {.tv_sec = (long)(wait / 1000), .tv_usec = (long)(wait % 1000) * 1000};
+  evtimer_add(s->tick, &tv);
+  mhd_ev_kick(s->ev);
+}
+
+static int listen_socket(const char *bind_ip, int port, int *ret_port, char *err, size_t errlen) {
+  struct sockaddr_storage ss;
+  memset(&ss, 0, sizeof(ss));
+  socklen_t sl;
+  struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+  struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+  if (inet_pton(AF_INET, bind_ip, &a4->sin_addr) == 1) {
+    a4->sin_family = AF_INET;
+    a4->sin_port = htons((uint16_t)port);
+    sl = sizeof(*a4);
+  } else if (inet_pton(AF_INET6, bind_ip, &a6->sin6_addr) == 1) {
+    a6->sin6_family = AF_INET6;
+    a6->sin6_port = htons((uint16_t)port);
+    sl = sizeof(*a6);
+  } else {
+    snprintf(err, errlen, "rendezvous: bad bind address %s", bind_ip);
+    return -1;
+  }
+  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) {
+    snprintf(err, errlen, "rendezvous: socket: %s", strerror(errno));
+    return -1;
+  }
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (ss.ss_family == AF_INET6)
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+  if (bind(fd, (struct sockaddr *)&ss, sl) != 0 || listen(fd, 512) != 0) {
+    snprintf(err, errlen, "rendezvous: cannot listen on %s:%d: %s", bind_ip, port, strerror(errno));
+    close(fd);
+    return -1;
+  }
+  sl = sizeof(ss);
+  getsockname(fd, (struct sockaddr *)&ss, &sl);
+  *ret_port = ntohs(ss.ss_family == AF_INET ? a4->sin_port : a6->sin6_port);
+  return fd;
+}
+
+int rdv_server_new(struct event_base *base, const struct rdv_server_opts *o, struct rdv_server **ret,
+                   char *err, size_t errlen) {
+  *ret = NULL;
+  struct rdv_server *s = calloc(1, sizeof(*s));
+  if (!s) {
+    snprintf(err, errlen, "rendezvous: out of memory");
+    return -1;
+  }
+  s->base = base;
+  snprintf(s->bind, sizeof(s->bind), "%s", o->bind && o->bind[0] ? o->bind : "127.0.0.1");
+  s->admin_password = dup_or_empty(o->admin_password);
+  s->external_url = dup_or_empty(o->external_url);
+  if (!s->admin_password || !s->external_url || goop__rdv_new(o->limits, &s->core) != 0) {
+    snprintf(err, errlen, "rendezvous: out of memory");
+    goto fail;
+  }
+  if (o->peer_db_path && o->peer_db_path[0]) {
+    char dberr[256];
+    if (goop__rdv_db_open(s->core, o->peer_db_path, wall_ms(), dberr, sizeof(dberr)) != 0)
+      rdv_server_log(s, "warning: peers.db: %s (memory only)", dberr);
+    else
+      rdv_server_log(s, "peers.db %s: %zu peers loaded", o->peer_db_path, goop__rdv_peer_count(s->core));
+  }
+  int fd = listen_socket(s->bind, o->port, &s->port, err, errlen);
+  if (fd < 0)
+    goto fail;
+  s->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+                          on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_LISTEN_SOCKET,
+                          fd, MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CONNS, MHD_OPTION_CONNECTION_TIMEOUT,
+                          (unsigned)HEADER_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64u << 10),
+                          MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
+  if (!s->d) {
+    close(fd);
+    snprintf(err, errlen, "rendezvous: cannot start the HTTP server");
+    goto fail;
+  }
+  s->ev = mhd_ev_new(base, s->d);
+  s->tick = evtimer_new(base, on_tick, s);
+  if (!s->ev || !s->tick) {
+    snprintf(err, errlen, "rendezvous: cannot attach the HTTP server to the event loop");
+    goto fail;
+  }
+  struct timeval tv = {0, 0};
+  evtimer_add(s->tick, &tv);
+  rdv_server_log(s, "listening on http://%s:%d", s->bind, s->port);
+  *ret = s;
+  return 0;
+fail:
+  rdv_server_free(s);
+  return -1;
+}
+
+int rdv_server_port(const struct rdv_server *s) {
+  return s->port;
+}
+
+void rdv_server_reload(struct rdv_server *s, const struct rdv_server_opts *o) {
+  char *pw = dup_or_empty(o->admin_password), *url = dup_or_empty(o->external_url);
+  if (pw && url) {
+    if (s->admin_password)
+      goop__wipe(s->admin_password, strlen(s->admin_password));
+    free(s->admin_password);
+    free(s->external_url);
+    s->admin_password = pw;
+    s->external_url = url;
+  } else {
+    free(pw);
+    free(url);
+  }
+  struct goop_rdv_limits def;
+  goop__rdv_limits_default(&def);
+  goop__rdv_set_limits(s->core, o->limits ? o->limits : &def);
+  rdv_server_log(s, "configuration reloaded");
+}
+
+void rdv_server_free(struct rdv_server *s) {
+  if (!s)
+    return;
+  /* End the streams: MHD calls stream_free() for each when the daemon stops. */
+  for (struct stream *st = s->streams; st; st = st->next) {
+    st->closing = true;
+    if (st->suspended) {
+      st->suspended = false;
+      MHD_resume_connection(st->conn);
+    }
+  }
+  if (s->ev)
+    mhd_ev_free(s->ev);
+  if (s->d)
+    MHD_stop_daemon(s->d);
+  /* Streams that MHD did not release are detached. */
+  for (struct stream *st = s->streams, *n; st; st = n) {
+    n = st->next;
+    st->s = NULL;
+  }
+  if (s->tick)
+    event_free(s->tick);
+  goop__rdv_free(s->core);
+  if (s->admin_password) {
+    goop__wipe(s->admin_password, strlen(s->admin_password));
+    free(s->admin_password);
+  }
+  free(s->external_url);
+  for (size_t k = 0; k < s->log_n; k++)
+    free(s->logs[(s->log_head + k) % LOG_LINES]);
+  free(s);
+}

@@ -1,0 +1,341 @@
+#!/usr/bin/env python3
+"""Integration test of goop2-rendezvous over real loopback sockets.
+
+Usage: test-rendezvous.py path/to/goop2-rendezvous [path/to/goop2]   (prints TAP)
+
+Starts the server in temporary directories on free ports and checks every
+endpoint: /publish statuses and validation texts, body limits, /events
+headers, framing and snapshot, admin auth (disabled, missing, wrong, right,
+failed-login limit), HTML escaping, /metrics, the publish rate limit,
+peers.db persistence across a restart and SIGHUP reload.
+"""
+import base64
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+RDV = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else sys.exit("usage: test-rendezvous.py RDV [GOOP2]")
+TMP = tempfile.mkdtemp(prefix="goop-test-rdv-")
+PROCS = []
+N = 0
+FAILED = 0
+
+
+def ok(cond, desc, diag=None):
+    global N, FAILED
+    N += 1
+    if cond:
+        print("ok %d - %s" % (N, desc))
+    else:
+        FAILED += 1
+        print("not ok %d - %s" % (N, desc))
+        if diag is not None:
+            for line in str(diag).splitlines():
+                print("# " + line)
+    sys.stdout.flush()
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def write_config(d, port, password="", db=""):
+    os.makedirs(d, exist_ok=True)
+    path = os.path.join(d, "goop.json")
+    cfg = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            cfg = json.load(f)
+    pres = cfg.setdefault("presence", {})
+    pres["rendezvous_port"] = port
+    pres["rendezvous_bind"] = "127.0.0.1"
+    pres["admin_password"] = password
+    pres["peer_db_path"] = db
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+
+
+def start(d, port):
+    log = open(os.path.join(d, "server.log"), "ab")
+    p = subprocess.Popen([RDV, "-dir", d], stdout=log, stderr=log)
+    PROCS.append(p)
+    for _ in range(100):
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            c.request("GET", "/healthz")
+            if c.getresponse().status == 200:
+                c.close()
+                return p
+        except OSError:
+            time.sleep(0.05)
+    return p
+
+
+def stop(p):
+    p.send_signal(signal.SIGTERM)
+    try:
+        return p.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        return None
+
+
+def req(port, method, path, body=None, headers=None):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    c.request(method, path, body=body, headers=headers or {})
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    return r.status, r, data
+
+
+def basic(user, pw):
+    return {"Authorization": "Basic " + base64.b64encode(("%s:%s" % (user, pw)).encode()).decode()}
+
+
+def publish(port, msg):
+    body = msg if isinstance(msg, (bytes, str)) else json.dumps(msg)
+    return req(port, "POST", "/publish", body, {"Content-Type": "application/json"})
+
+
+def sse_open(port):
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+    return s
+
+
+def sse_read_until(s, needle, limit_s=5.0):
+    buf = b""
+    end = time.time() + limit_s
+    while needle not in buf and time.time() < end:
+        s.settimeout(max(0.05, end - time.time()))
+        try:
+            chunk = s.recv(65536)
+        except socket.timeout:
+            break
+        if not chunk:
+            break
+        buf += chunk
+    return buf
+
+
+def dechunk(raw):
+    """Body of a chunked HTTP response read so far (headers stripped)."""
+    head, _, rest = raw.partition(b"\r\n\r\n")
+    out = b""
+    while rest:
+        line, sep, rest = rest.partition(b"\r\n")
+        if not sep:
+            break
+        try:
+            n = int(line.split(b";")[0], 16)
+        except ValueError:
+            break
+        if n == 0 or len(rest) < n:
+            out += rest[:n]
+            break
+        out += rest[:n]
+        rest = rest[n + 2:]
+    return head, out
+
+
+def main():
+    d = os.path.join(TMP, "rdv")
+    port = free_port()
+    write_config(d, port, password="s3cret")
+    p = start(d, port)
+
+    st, r, body = req(port, "GET", "/healthz")
+    ok(st == 200 and body == b"ok" and r.getheader("Content-Type", "").startswith("text/plain"), "GET /healthz ok")
+    st, _, body = req(port, "POST", "/healthz")
+    ok(st == 200 and body == b"ok", "/healthz answers any method")
+    st, _, _ = req(port, "GET", "/relay")
+    ok(st == 404, "GET /relay 404 without a relay")
+    st, _, _ = req(port, "GET", "/nope")
+    ok(st == 404, "unknown path 404")
+    st, r, body = req(port, "GET", "/")
+    ok(st == 200 and b"Goop&#178; Rendezvous" in body and b"rendezvous_wan" in body
+       and r.getheader("Content-Type", "").startswith("text/html"), "GET / landing page")
+    st, _, _ = req(port, "POST", "/")
+    ok(st == 405, "POST / 405")
+    st, _, body = req(port, "GET", "/publish")
+    ok(st == 405 and b"method not allowed" in body, "GET /publish 405", body)
+    st, _, _ = req(port, "POST", "/events")
+    ok(st == 405, "POST /events 405")
+
+    # An SSE subscriber before anything is published.
+    s1 = sse_open(port)
+    raw = sse_read_until(s1, b": ok\n\n")
+    head, sbody = dechunk(raw)
+    hl = head.decode("latin-1").lower()
+    ok(head.startswith(b"HTTP/1.1 200"), "GET /events 200", head)
+    ok("content-type: text/event-stream" in hl, "events Content-Type text/event-stream")
+    ok("cache-control: no-cache" in hl, "events Cache-Control no-cache")
+    ok("x-accel-buffering: no" in hl, "events X-Accel-Buffering no")
+    ok(sbody.startswith(b": ok\n\n"), "events starts with ': ok'", sbody)
+
+    # Publishing.
+    label = "<script>alert(1)</script> & \"x\""
+    msg = {"type": "online", "peerId": "12D3KooWPeerA", "content": label, "email": "a@example.org",
+           "addrs": ["/ip4/127.0.0.1/tcp/4001"], "ts": 0, "verified": False}
+    st, r, body = publish(port, msg)
+    ok(st == 204 and body == b"", "valid publish 204", (st, body))
+    raw += sse_read_until(s1, b"12D3KooWPeerA")
+    _, sbody = dechunk(raw)
+    frames = [f for f in sbody.decode().split("\n\n") if f.startswith("data: ")]
+    ok(len(frames) == 1, "subscriber got one data frame", sbody)
+    if frames:
+        m = json.loads(frames[0][6:])
+        ok(m.get("peerId") == "12D3KooWPeerA" and m.get("verified") is True and m.get("ts", 0) > 0,
+           "broadcast is canonical (ts filled, verified set)", m)
+        ok(list(m.keys())[:3] == ["type", "peerId", "content"], "§5.2 key order", list(m.keys()))
+    s1.close()
+
+    # A new subscriber gets ": ok" then the snapshot.
+    s2 = sse_open(port)
+    raw = sse_read_until(s2, b"12D3KooWPeerA")
+    _, sbody = dechunk(raw)
+    ok(sbody.startswith(b": ok\n\ndata: {") and b"12D3KooWPeerA" in sbody, "snapshot after ': ok'", sbody)
+    s2.close()
+
+    # Validation texts.
+    cases = [
+        (b"{nope", 400, "bad json"),
+        (b"[]", 400, "bad json"),
+        ({"type": "online"}, 400, "bad message: type and peerId are required"),
+        ({"type": "hello", "peerId": "x"}, 400, 'bad message: unknown type "hello"'),
+        ({"type": "online", "peerId": "p" * 257}, 400, "bad message: peerId too long"),
+        ({"type": "online", "peerId": "x", "content": "c" * 4097}, 400, "bad message: content too long"),
+        ({"type": "online", "peerId": "x", "email": "e" * 321}, 400, "bad message: email too long"),
+        ({"type": "online", "peerId": "x", "addrs": ["/ip4/1.2.3.4/tcp/1"] * 21}, 400, "bad message: too many addrs"),
+        ({"type": "online", "peerId": "x", "addrs": ["a" * 257]}, 400, "bad message: addr too long"),
+    ]
+    for body, want_st, want_txt in cases:
+        st, _, got = publish(port, body)
+        ok(st == want_st and got.decode().strip() == want_txt, "publish refused: %s" % want_txt, (st, got))
+    st, _, got = publish(port, b"{" + b" " * 70000 + b"}")
+    ok(st == 413 and b"request body too large" in got, "oversize body 413", (st, got))
+    # Chunked oversize body (no Content-Length).
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(b"POST /publish HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+    chunk = b"x" * 8192
+    try:
+        for _ in range(10):
+            s.sendall(b"2000\r\n" + chunk + b"\r\n")
+        s.sendall(b"0\r\n\r\n")
+    except OSError:
+        pass
+    resp = sse_read_until(s, b"\r\n\r\n", 3)
+    s.close()
+    ok(resp.startswith(b"HTTP/1.1 413"), "chunked oversize body 413", resp[:80])
+
+    # Admin.
+    st, r, body = req(port, "GET", "/admin")
+    ok(st == 401 and r.getheader("WWW-Authenticate") == 'Basic realm="Goop2 Admin"', "admin without auth 401")
+    st, r, _ = req(port, "GET", "/peers.json", headers=basic("admin", "wrong"))
+    ok(st == 401 and r.getheader("WWW-Authenticate") is not None, "admin wrong password 401")
+    st, _, _ = req(port, "GET", "/peers.json", headers=basic("root", "s3cret"))
+    ok(st == 401, "admin wrong user 401")
+    st, _, _ = req(port, "GET", "/logs.json", headers={"Authorization": "Basic !!!"})
+    ok(st == 401, "admin garbage header 401")
+    st, r, body = req(port, "GET", "/peers.json", headers=basic("admin", "s3cret"))
+    rows = json.loads(body) if st == 200 else []
+    ok(st == 200 and len(rows) == 1 and rows[0]["peer_id"] == "12D3KooWPeerA" and rows[0]["content"] == label,
+       "GET /peers.json lists the published peer", body)
+    st, r, body = req(port, "GET", "/logs.json", headers=basic("admin", "s3cret"))
+    ok(st == 200 and isinstance(json.loads(body), list), "GET /logs.json")
+    st, r, body = req(port, "GET", "/admin", headers=basic("admin", "s3cret"))
+    ok(st == 200 and b"&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;x&quot;" in body and b"<script>" not in body,
+       "/admin escapes announced labels")
+    st, r, body = req(port, "GET", "/metrics")
+    ok(st == 200 and b"goop_rendezvous_peers 1" in body and r.getheader("Content-Type", "").startswith("text/plain"),
+       "GET /metrics", body[:300])
+
+    # Offline removes the row.
+    st, _, _ = publish(port, {"type": "offline", "peerId": "12D3KooWPeerA"})
+    st2, _, body = req(port, "GET", "/peers.json", headers=basic("admin", "s3cret"))
+    ok(st == 204 and json.loads(body) == [], "offline deletes the row", body)
+
+    # Failed logins are limited per IP (10 per minute, 4 failed above), even for the right password afterwards.
+    codes = [req(port, "GET", "/admin", headers=basic("admin", "x%d" % i))[0] for i in range(8)]
+    st, _, body = req(port, "GET", "/admin", headers=basic("admin", "s3cret"))
+    ok(codes[:6] == [401] * 6 and codes[6:] == [429, 429] and st == 429, "failed admin logins limited", codes)
+
+    # SIGHUP reloads the admin password (the empty one disables the panel).
+    write_config(d, port, password="")
+    p.send_signal(signal.SIGHUP)
+    time.sleep(0.5)
+    st, _, body = req(port, "GET", "/peers.json", headers=basic("admin", "s3cret"))
+    ok(st == 403 and body.strip() == b"admin panel disabled", "empty password: admin panel disabled 403", (st, body))
+    st, _, _ = req(port, "GET", "/admin")
+    ok(st == 403, "/admin 403 when disabled")
+
+    # Publish rate limit: 60 per minute per IP (this server has seen 2 accepted + 10 refused so far).
+    seen = []
+    for i in range(70):
+        st, _, body = publish(port, {"type": "update", "peerId": "rate%d" % i})
+        seen.append(st)
+        if st == 429:
+            break
+    ok(seen[-1] == 429 and body.strip() == b"rate limit exceeded", "publish rate limit 429", (len(seen), body))
+    ok(stop(p) == 0, "SIGTERM exits 0")
+
+    # Persistence with peers.db.
+    d2 = os.path.join(TMP, "rdv-db")
+    port2 = free_port()
+    write_config(d2, port2, password="pw", db="data/peers.db")
+    p2 = start(d2, port2)
+    st, _, _ = publish(port2, {"type": "online", "peerId": "12D3KooWPersist", "content": "kept"})
+    ok(st == 204, "publish to the db-backed server")
+    ok(stop(p2) == 0, "db-backed server stops")
+    ok(os.path.exists(os.path.join(d2, "data", "peers.db")), "peers.db created under the peer dir")
+    p2 = start(d2, port2)
+    st, _, body = req(port2, "GET", "/peers.json", headers=basic("admin", "pw"))
+    rows = json.loads(body) if st == 200 else []
+    ok(any(r["peer_id"] == "12D3KooWPersist" for r in rows), "peer survives a restart", body)
+    s3 = sse_open(port2)
+    raw = sse_read_until(s3, b"12D3KooWPersist")
+    s3.close()
+    ok(b"12D3KooWPersist" in raw, "restored peer in the /events snapshot")
+    ok(stop(p2) == 0, "second stop")
+
+    # Usage errors.
+    r = subprocess.run([RDV], capture_output=True)
+    ok(r.returncode == 1 and b"requires directory" in r.stderr, "no directory: usage, exit 1")
+    r = subprocess.run([RDV, "-h"], capture_output=True)
+    ok(r.returncode == 0 and b"Usage" in r.stdout, "-h")
+    # Port in use.
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    d3 = os.path.join(TMP, "rdv-busy")
+    write_config(d3, busy.getsockname()[1])
+    r = subprocess.run([RDV, d3], capture_output=True, timeout=10)
+    busy.close()
+    ok(r.returncode == 1 and b"cannot listen" in r.stderr, "port in use: error, exit 1", r.stderr)
+
+
+try:
+    main()
+finally:
+    for p in PROCS:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    print("1..%d" % N)
+    if FAILED == 0:
+        shutil.rmtree(TMP, ignore_errors=True)
+    else:
+        print("# left %s" % TMP)
+sys.exit(1 if FAILED else 0)
