@@ -301,6 +301,13 @@ static int run_host(goop_config *cfg, goop_identity *id, const char *pid) {
     goto out;
   }
   goop_ctx_set_log_fn(ctx, log_stderr, log_level, NULL);
+  /* Signals first: a SIGTERM right after the banner must stop the peer cleanly. */
+  sigint = evsignal_new(loop_base, SIGINT, on_signal, NULL);
+  sigterm = evsignal_new(loop_base, SIGTERM, on_signal, NULL);
+  if (!sigint || !sigterm || event_add(sigint, NULL) || event_add(sigterm, NULL)) {
+    fail("%s", "cannot install signal handlers");
+    goto out;
+  }
   int rc = goop_host_new(ctx, id, NULL, &host);
   if (rc) {
     fail("cannot create the libp2p host: %s", goop_strerror(rc));
@@ -332,12 +339,6 @@ static int run_host(goop_config *cfg, goop_identity *id, const char *pid) {
       fprintf(stderr, "goop2: bootstrap %s: cannot dial\n", b);
       free(copy);
     }
-  }
-  sigint = evsignal_new(loop_base, SIGINT, on_signal, NULL);
-  sigterm = evsignal_new(loop_base, SIGTERM, on_signal, NULL);
-  if (!sigint || !sigterm || event_add(sigint, NULL) || event_add(sigterm, NULL)) {
-    fail("%s", "cannot install signal handlers");
-    goto out;
   }
   event_base_dispatch(loop_base);
   stop_presence();
