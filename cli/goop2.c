@@ -290,6 +290,19 @@ static void stop_presence(void) {
   event_base_dispatch(loop_base);
 }
 
+/* ---- mDNS LAN discovery (p2p.mdns_tag); optional: runs on without avahi-daemon ---- */
+static goop_mdns *mdns;
+
+static void start_mdns(goop_config *cfg, goop_host *host) {
+  const char *tag = goop_config_get_string(cfg, "p2p.mdns_tag");
+  int rc = goop_mdns_new(host, tag, &mdns);
+  if (rc == 0)
+    printf("  mDNS: browsing and announcing tag \"%s\"\n", tag);
+  else
+    fprintf(stderr, "goop2: mDNS discovery disabled (tag \"%s\"): %s%s\n", tag, goop_strerror(rc),
+            rc == GOOP_ENOTSUP ? " (no avahi-daemon reachable, or built without Avahi)" : "");
+}
+
 static int run_host(goop_config *cfg, goop_identity *id, const char *pid) {
   int ret = 1;
   goop_ctx *ctx = NULL;
@@ -324,6 +337,7 @@ static int run_host(goop_config *cfg, goop_identity *id, const char *pid) {
     goto out;
   if (start_presence(cfg, host) != 0)
     goto out;
+  start_mdns(cfg, host);
   printf("  Listening:\n");
   char a[256];
   for (size_t i = 0; goop_host_announce_addr(host, i, a, sizeof(a)) > 0; i++)
@@ -344,6 +358,8 @@ static int run_host(goop_config *cfg, goop_identity *id, const char *pid) {
   stop_presence();
   ret = 0;
 out:
+  goop_mdns_free(mdns); /* before the host it dials with */
+  mdns = NULL;
   goop_presence_free(presence);
   presence = NULL;
   goop_pubsub_free(pubsub);

@@ -392,7 +392,7 @@ int goop_mdns_new(goop_host *host, const char *tag, goop_mdns **ret) {
   int err = 0;
   AvahiClient *c = avahi_client_new(goop__avahi_poll_get(m->poll), 0, client_cb, m, &err);
   if (!c) {
-    goop__log_info(m->ctx, "mdns: avahi unavailable: %s", avahi_strerror(err));
+    goop__log_debug(m->ctx, "mdns: avahi unavailable: %s", avahi_strerror(err));
     goop__avahi_poll_free(m->poll);
     free(m);
     return (err == AVAHI_ERR_NO_DAEMON || err == AVAHI_ERR_DBUS_ERROR || err == AVAHI_ERR_DISCONNECTED ||
