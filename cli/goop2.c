@@ -12,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
+#include "rendezvous/rdv-client.h"
 #include "viewer/peers.h"
 #include "viewer/routes-site.h"
 #include "viewer/viewer.h"
@@ -190,6 +192,83 @@ static int start_site(goop_config *cfg, goop_host *host) {
   return 0;
 }
 
+/* ---- rendezvous server on the WAN (presence.rendezvous_wan; http:// only so far) ---- */
+static struct rdv_client *rdv_wan;
+static goop_host *rdv_wan_host;
+static bool rdv_wan_announced;
+static const char *rdv_wan_self;
+
+static void rdv_wan_msg(const struct goop_presence_msg *m, void *ud) {
+  (void)ud;
+  goop_peer_id peer;
+  if (goop_peer_id_from_string(m->peer_id, &peer) != 0)
+    return;
+  if (m->type == GOOP_PRESENCE_OFFLINE) {
+    if (peer_site)
+      (void)goop_site_set_peer_email(peer_site, &peer, NULL);
+    if (viewer)
+      peers_remove(viewer_peers(viewer), m->peer_id);
+    return;
+  }
+  for (size_t i = 0; i < m->n_addrs; i++)
+    if (goop_presence_addr_acceptable(m->addrs[i]))
+      (void)goop_host_add_addr(rdv_wan_host, &peer, m->addrs[i], GOOP_PRESENCE_ADDR_TTL);
+  if (peer_site)
+    (void)goop_site_set_peer_email(peer_site, &peer, m->email);
+  if (viewer) {
+    struct peer_info info = {.label = m->content ? m->content : "",
+                             .email = m->email ? m->email : "",
+                             .avatar_hash = m->avatar_hash,
+                             .video_disabled = m->video_disabled,
+                             .verified = m->verified};
+    (void)peers_upsert(viewer_peers(viewer), m->peer_id, &info);
+  }
+}
+
+static void start_rdv_wan(goop_config *cfg, goop_host *host, const char *pid) {
+  const char *url = goop_config_get_string(cfg, "presence.rendezvous_wan");
+  if (!url || !url[0])
+    return;
+  char err[256];
+  rdv_wan_host = host;
+  rdv_wan_self = pid;
+  if (rdv_client_new(loop_base, url, pid, rdv_wan_msg, NULL, &rdv_wan, err, sizeof(err)) == 0)
+    printf("  WAN bridge: %s\n", url);
+  else
+    fprintf(stderr, "goop2: rendezvous disabled: %s\n", err);
+}
+
+/* Called with the fields of every presence announcement (heartbeat). */
+static void rdv_wan_publish(const struct goop_presence_info *info) {
+  if (!rdv_wan)
+    return;
+  char addrs[GOOP_PRESENCE_MAX_ADDRS][256];
+  char *ptrs[GOOP_PRESENCE_MAX_ADDRS];
+  size_t n = 0;
+  char a[256];
+  for (size_t i = 0;
+       n < GOOP_PRESENCE_MAX_ADDRS && goop_host_announce_addr(rdv_wan_host, i, a, sizeof(a)) > 0; i++)
+    if (goop_presence_addr_announceable(a)) {
+      snprintf(addrs[n], sizeof(addrs[n]), "%s", a);
+      ptrs[n] = addrs[n];
+      n++;
+    }
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  struct goop_presence_msg m = {
+      .type = rdv_wan_announced ? GOOP_PRESENCE_UPDATE : GOOP_PRESENCE_ONLINE,
+      .peer_id = (char *)rdv_wan_self,
+      .content = (char *)info->label,
+      .email = (char *)info->email,
+      .avatar_hash = info->avatar_hash && info->avatar_hash[0] ? (char *)info->avatar_hash : NULL,
+      .video_disabled = info->video_disabled,
+      .addrs = ptrs,
+      .n_addrs = n,
+      .ts = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000};
+  rdv_client_publish(rdv_wan, &m);
+  rdv_wan_announced = true;
+}
+
 /* ---- presence (GossipSub) ---- */
 
 static goop_pubsub *pubsub;
@@ -252,6 +331,7 @@ static void presence_refresh(goop_presence *pr, void *ud) {
       .addrs = NULL, /* the host's announce addresses, filtered */
   };
   (void)goop_presence_set_info(pr, &info);
+  rdv_wan_publish(&info);
 }
 
 /* GossipSub plus presence on presence.topic: "online" now, "update" every heartbeat. */
@@ -335,6 +415,7 @@ static int run_host(goop_config *cfg, goop_identity *id, const char *pid) {
     goto out;
   if (start_site(cfg, host) != 0)
     goto out;
+  start_rdv_wan(cfg, host, pid); /* before presence: its first announcement is published too */
   if (start_presence(cfg, host) != 0)
     goto out;
   start_mdns(cfg, host);
@@ -358,6 +439,8 @@ static int run_host(goop_config *cfg, goop_identity *id, const char *pid) {
   stop_presence();
   ret = 0;
 out:
+  rdv_client_free(rdv_wan); /* before the host */
+  rdv_wan = NULL;
   goop_mdns_free(mdns); /* before the host it dials with */
   mdns = NULL;
   goop_presence_free(presence);

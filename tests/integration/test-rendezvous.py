@@ -22,6 +22,7 @@ import tempfile
 import time
 
 RDV = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else sys.exit("usage: test-rendezvous.py RDV [GOOP2]")
+GOOP2 = os.path.abspath(sys.argv[2]) if len(sys.argv) > 2 else None
 TMP = tempfile.mkdtemp(prefix="goop-test-rdv-")
 PROCS = []
 N = 0
@@ -148,6 +149,72 @@ def dechunk(raw):
         out += rest[:n]
         rest = rest[n + 2:]
     return head, out
+
+
+def api_peers(port):
+    try:
+        st, _, body = req(port, "GET", "/api/peers")
+        return json.loads(body) if st == 200 else []
+    except (OSError, ValueError):
+        return []
+
+
+def two_peers():
+    """Two goop2 peers find each other through the server alone (peer-side client)."""
+    d = os.path.join(TMP, "rdv-wan")
+    port = free_port()
+    write_config(d, port, password="pw")
+    p = start(d, port)
+    views = []
+    peers = []
+    for name in ("alice", "bob"):
+        pd = os.path.join(TMP, name)
+        os.makedirs(pd, exist_ok=True)
+        vp = free_port()
+        views.append(vp)
+        cfg = {"profile": {"label": "peer-" + name},
+               "viewer": {"http_addr": "127.0.0.1:%d" % vp},
+               # a tag of its own: mDNS must not be what finds the other peer
+               "p2p": {"mdns_tag": "rdv-test-%d-%s" % (os.getpid(), name)},
+               "presence": {"rendezvous_wan": "http://127.0.0.1:%d/" % port, "heartbeat_seconds": 1}}
+        with open(os.path.join(pd, "goop.json"), "w") as f:
+            json.dump(cfg, f)
+        log = open(os.path.join(pd, "goop2.log"), "ab")
+        pr = subprocess.Popen([GOOP2, "-dir", pd], stdout=log, stderr=log)
+        PROCS.append(pr)
+        peers.append(pr)
+    found = False
+    end = time.time() + 20
+    while time.time() < end and not found:
+        a = [e.get("Content") for e in api_peers(views[0])]
+        b = [e.get("Content") for e in api_peers(views[1])]
+        found = "peer-bob" in a and "peer-alice" in b
+        time.sleep(0.2)
+    ok(found, "two goop2 peers list each other via the rendezvous server",
+       (api_peers(views[0]), api_peers(views[1])))
+    st, _, body = req(port, "GET", "/peers.json", headers=basic("admin", "pw"))
+    rows = json.loads(body) if st == 200 else []
+    ok(len(rows) == 2 and all(r.get("content", "").startswith("peer-") for r in rows), "both peers published",
+       body)
+    # The server restarts: the peers' streams reconnect (backoff) and keep working.
+    stop(p)
+    time.sleep(0.5)
+    p = start(d, port)
+    end = time.time() + 20
+    again = False
+    while time.time() < end and not again:
+        st, _, body = req(port, "GET", "/metrics")
+        again = b"goop_rendezvous_subscribers 2" in body
+        time.sleep(0.2)
+    ok(again, "peers resubscribe after a server restart", body[:200])
+    for pr in peers:
+        pr.send_signal(signal.SIGTERM)
+    for pr in peers:
+        try:
+            pr.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pr.kill()
+    stop(p)
 
 
 def main():
@@ -309,6 +376,9 @@ def main():
     s3.close()
     ok(b"12D3KooWPersist" in raw, "restored peer in the /events snapshot")
     ok(stop(p2) == 0, "second stop")
+
+    if GOOP2:
+        two_peers()
 
     # Usage errors.
     r = subprocess.run([RDV], capture_output=True)
