@@ -209,11 +209,14 @@ def two_peers():
     ok(again, "peers resubscribe after a server restart", body[:200])
     for pr in peers:
         pr.send_signal(signal.SIGTERM)
+    codes = []
     for pr in peers:
         try:
-            pr.wait(timeout=10)
+            codes.append(pr.wait(timeout=15))
         except subprocess.TimeoutExpired:
             pr.kill()
+            codes.append(None)
+    ok(codes == [0, 0], "both peers exit 0 on SIGTERM", codes)
     stop(p)
 
 
