@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -29,7 +30,7 @@
 #define AUTH_FAIL_MAX 10 /* failed admin logins per IP per window */
 #define AUTH_FAIL_WINDOW_MS 60000
 #define HEADER_TIMEOUT_S 30 /* idle connection timeout (not SSE: those are suspended) */
-#define MAX_CONNS 4096
+#define MAX_CONNS 1000000   /* also bounded by RLIMIT_NOFILE, see conn_limit() */
 
 struct auth_fail {
   char ip[64];
@@ -721,6 +722,23 @@ static int listen_socket(const char *bind_ip, int port, int *ret_port, char *err
   return fd;
 }
 
+/* Connections MHD may hold: the file descriptor limit (raised to the hard
+ * limit) minus a reserve; a limit above it makes MHD close every connection
+ * after one response. */
+static unsigned conn_limit(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+    return 256;
+  if (rl.rlim_cur < rl.rlim_max) {
+    struct rlimit want = {.rlim_cur = rl.rlim_max, .rlim_max = rl.rlim_max};
+    if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+      rl.rlim_cur = rl.rlim_max;
+  }
+  if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > MAX_CONNS + 64)
+    return MAX_CONNS;
+  return rl.rlim_cur > 128 ? (unsigned)(rl.rlim_cur - 64) : 64;
+}
+
 int rdv_server_new(struct event_base *base, const struct rdv_server_opts *o, struct rdv_server **ret,
                    char *err, size_t errlen) {
   *ret = NULL;
@@ -749,7 +767,7 @@ int rdv_server_new(struct event_base *base, const struct rdv_server_opts *o, str
     goto fail;
   s->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL,
                           on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_LISTEN_SOCKET,
-                          fd, MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CONNS, MHD_OPTION_CONNECTION_TIMEOUT,
+                          fd, MHD_OPTION_CONNECTION_LIMIT, conn_limit(), MHD_OPTION_CONNECTION_TIMEOUT,
                           (unsigned)HEADER_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64u << 10),
                           MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
   if (!s->d) {

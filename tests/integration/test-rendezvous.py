@@ -228,6 +228,15 @@ def main():
 
     st, r, body = req(port, "GET", "/healthz")
     ok(st == 200 and body == b"ok" and r.getheader("Content-Type", "").startswith("text/plain"), "GET /healthz ok")
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    codes = []
+    for _ in range(3):
+        c.request("GET", "/healthz")
+        r = c.getresponse()
+        r.read()
+        codes.append((r.status, r.getheader("Connection")))
+    c.close()
+    ok(codes == [(200, None)] * 3, "keep-alive: three requests on one connection", codes)
     st, _, body = req(port, "POST", "/healthz")
     ok(st == 200 and body == b"ok", "/healthz answers any method")
     st, _, _ = req(port, "GET", "/relay")
