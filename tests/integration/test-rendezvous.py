@@ -288,6 +288,22 @@ def main():
     ok(sbody.startswith(b": ok\n\ndata: {") and b"12D3KooWPeerA" in sbody, "snapshot after ': ok'", sbody)
     s2.close()
 
+    # At most 10 streams per client IP; closed streams free their slot.
+    time.sleep(0.3)
+    streams = [sse_open(port) for _ in range(10)]
+    heads = [sse_read_until(x, b": ok\n\n") for x in streams]
+    ok(all(h.startswith(b"HTTP/1.1 200") for h in heads), "10 streams from one IP")
+    st, _, body = req(port, "GET", "/events")
+    ok(st == 429 and body.strip() == b"too many SSE connections from 127.0.0.1 (10)", "11th stream 429", (st, body))
+    st, _, body = req(port, "GET", "/metrics")
+    ok(b"goop_rendezvous_subscribers 10" in body, "metrics count the subscribers")
+    for x in streams:
+        x.close()
+    time.sleep(0.3)
+    s4 = sse_open(port)
+    ok(sse_read_until(s4, b": ok\n\n").startswith(b"HTTP/1.1 200"), "a slot is free again after the clients left")
+    s4.close()
+
     # Validation texts.
     cases = [
         (b"{nope", 400, "bad json"),
