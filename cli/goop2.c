@@ -269,6 +269,14 @@ static void rdv_wan_publish(const struct goop_presence_info *info) {
   rdv_wan_announced = true;
 }
 
+/* Tell the server we leave (sent during stop_presence()'s last loop run). */
+static void rdv_wan_offline(void) {
+  if (!rdv_wan)
+    return;
+  struct goop_presence_msg m = {.type = GOOP_PRESENCE_OFFLINE, .peer_id = (char *)rdv_wan_self};
+  rdv_client_publish(rdv_wan, &m);
+}
+
 /* ---- presence (GossipSub) ---- */
 
 static goop_pubsub *pubsub;
@@ -436,6 +444,7 @@ static int run_host(goop_config *cfg, goop_identity *id, const char *pid) {
     }
   }
   event_base_dispatch(loop_base);
+  rdv_wan_offline();
   stop_presence();
   ret = 0;
 out:

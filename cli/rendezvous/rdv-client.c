@@ -193,7 +193,7 @@ static void on_published(struct evhttp_request *req, void *arg) {
 }
 
 void rdv_client_publish(struct rdv_client *c, const struct goop_presence_msg *m) {
-  if (!c || c->pub_busy)
+  if (!c || (c->pub_busy && m->type != GOOP_PRESENCE_OFFLINE)) /* offline queues behind a pending one */
     return;
   char *json = NULL;
   size_t len = 0;

@@ -19,7 +19,8 @@ typedef void (*rdv_client_msg_fn)(const struct goop_presence_msg *m, void *ud);
 /* Starts the subscription at once. Returns 0 or -1 with the reason in |err|. */
 int rdv_client_new(struct event_base *base, const char *url, const char *self_id, rdv_client_msg_fn fn,
                    void *ud, struct rdv_client **ret, char *err, size_t errlen);
-/* POST |m| to /publish (2 s timeout, result ignored; one in flight at a time). */
+/* POST |m| to /publish (2 s timeout, result ignored; one in flight at a time, but
+ * an offline message is queued behind a pending one). */
 void rdv_client_publish(struct rdv_client *c, const struct goop_presence_msg *m);
 /* NULL is a no-op. */
 void rdv_client_free(struct rdv_client *c);

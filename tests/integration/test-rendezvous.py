@@ -217,6 +217,8 @@ def two_peers():
             pr.kill()
             codes.append(None)
     ok(codes == [0, 0], "both peers exit 0 on SIGTERM", codes)
+    st, _, body = req(port, "GET", "/peers.json", headers=basic("admin", "pw"))
+    ok(st == 200 and json.loads(body) == [], "stopped peers published offline", body)
     stop(p)
 
 
