@@ -10,6 +10,7 @@
 #include <avahi-common/defs.h>
 #include <avahi-common/domain.h>
 #include <avahi-common/error.h>
+#include <event2/event.h>
 #include <goop/discovery.h>
 #include <goop/identity.h>
 #include <stdbool.h>
@@ -24,6 +25,7 @@
 #define RECORD_TTL 120
 #define DUMMY_PORT 4001
 #define NAME_MAX_TEXT 1024
+#define RESTART_DELAY_S 2 /* after the daemon went away */
 
 struct instance {
   char *name;
@@ -45,7 +47,8 @@ struct goop_mdns {
   char tag[GOOP_MDNS_MAX_TAG + 1];
   char service[GOOP_MDNS_MAX_TAG + 8]; /* "<tag>.local" */
   char label[GOOP_MDNS_LABEL_MAX + 1];
-  goop_peer_id *seen; /* distinct peers discovered */
+  struct event *restart; /* recreates the client after a daemon failure */
+  goop_peer_id *seen;    /* distinct peers discovered */
   size_t n_seen;
 };
 
@@ -354,13 +357,43 @@ static void client_cb(AvahiClient *c, AvahiClientState state, void *ud) {
     if (m->group)
       avahi_entry_group_reset(m->group);
     break;
-  case AVAHI_CLIENT_FAILURE:
-    goop__log_warn(m->ctx, "mdns: avahi client failure: %s; mDNS discovery stopped",
+  case AVAHI_CLIENT_FAILURE: {
+    /* the client cannot be freed from its own callback: start over from a timer */
+    struct timeval tv = {RESTART_DELAY_S, 0};
+    goop__log_warn(m->ctx, "mdns: avahi client failure: %s; waiting for the daemon",
                    avahi_strerror(avahi_client_errno(c)));
+    if (m->restart)
+      (void)event_add(m->restart, &tv);
     break;
+  }
   case AVAHI_CLIENT_CONNECTING:
     break;
   }
+}
+
+/* Drop the failed client and its objects, then wait for the daemon (AVAHI_CLIENT_NO_FAIL). */
+static void on_restart(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  goop_mdns *m = arg;
+  stop_browsing(m);
+  if (m->group) {
+    avahi_entry_group_free(m->group);
+    m->group = NULL;
+  }
+  if (m->client) {
+    avahi_client_free(m->client);
+    m->client = NULL;
+  }
+  int err = 0;
+  AvahiClient *c = avahi_client_new(goop__avahi_poll_get(m->poll), AVAHI_CLIENT_NO_FAIL, client_cb, m, &err);
+  if (!c) {
+    struct timeval tv = {RESTART_DELAY_S * 5, 0};
+    goop__log_warn(m->ctx, "mdns: cannot recreate the avahi client: %s", avahi_strerror(err));
+    (void)event_add(m->restart, &tv);
+    return;
+  }
+  m->client = c;
 }
 
 int goop_mdns_new(goop_host *host, const char *tag, goop_mdns **ret) {
@@ -385,7 +418,11 @@ int goop_mdns_new(goop_host *host, const char *tag, goop_mdns **ret) {
     return GOOP_EIO;
   }
   m->poll = goop__avahi_poll_new(goop_ctx_get_base(m->ctx));
-  if (!m->poll) {
+  m->restart = evtimer_new(goop_ctx_get_base(m->ctx), on_restart, m);
+  if (!m->poll || !m->restart) {
+    if (m->restart)
+      event_free(m->restart);
+    goop__avahi_poll_free(m->poll);
     free(m);
     return GOOP_ENOMEM;
   }
@@ -394,6 +431,7 @@ int goop_mdns_new(goop_host *host, const char *tag, goop_mdns **ret) {
   if (!c) {
     goop__log_debug(m->ctx, "mdns: avahi unavailable: %s", avahi_strerror(err));
     goop__avahi_poll_free(m->poll);
+    event_free(m->restart);
     free(m);
     return (err == AVAHI_ERR_NO_DAEMON || err == AVAHI_ERR_DBUS_ERROR || err == AVAHI_ERR_DISCONNECTED ||
             err == AVAHI_ERR_ACCESS_DENIED)
@@ -412,6 +450,7 @@ size_t goop_mdns_num_discovered(const goop_mdns *m) {
 void goop_mdns_free(goop_mdns *m) {
   if (!m)
     return;
+  event_free(m->restart);
   stop_browsing(m);
   if (m->group)
     avahi_entry_group_free(m->group);
