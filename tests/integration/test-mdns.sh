@@ -66,7 +66,7 @@ notok() {
 }
 diag() { sed 's/^/# /' "$@" 2>/dev/null | tail -n 40; }
 
-echo "1..10"
+echo "1..11"
 
 # ---- network: bridge namespace + one veth per peer namespace ---------------------------
 net_ok=1
@@ -139,15 +139,19 @@ for p in $PEERS; do
     sleep 0.1
   done
 done
-for p in $PEERS; do
-  d=$T/$p
+declare -A AVAHI
+start_avahi() { # start_avahi NAME LOG
+  local d=$T/$1
   # ip netns exec gives a private mount namespace: /run/avahi-daemon (pid file,
   # socket) is per peer there
-  ip netns exec "$ID$p" env DBUS_SYSTEM_BUS_ADDRESS="unix:path=$d/bus" sh -c \
-    'mount --bind "$1" /run/avahi-daemon && exec avahi-daemon --no-drop-root --no-chroot --no-rlimits --no-proc-title -f "$2"' \
-    sh "$d/run-avahi" "$d/avahi.conf" >"$d/avahi.log" 2>&1 &
+  ip netns exec "$ID$1" env DBUS_SYSTEM_BUS_ADDRESS="unix:path=$d/bus" sh -c \
+    'mount --bind "$1" /run/avahi-daemon && rm -f /run/avahi-daemon/pid &&
+     exec avahi-daemon --no-drop-root --no-chroot --no-rlimits --no-proc-title -f "$2"' \
+    sh "$d/run-avahi" "$d/avahi.conf" >"$d/$2" 2>&1 &
+  AVAHI[$1]=$!
   PIDS="$PIDS $!"
-done
+}
+for p in $PEERS; do start_avahi "$p" avahi.log; done
 up=1
 for p in $PEERS; do
   for _ in $(seq 1 100); do
@@ -221,6 +225,22 @@ if grep -q "mdns: found peer" "$T/c/err"; then
   notok "c discovered nobody over mDNS"
 else
   ok "c discovered nobody over mDNS"
+fi
+
+# a's avahi-daemon restarts: a waits for it, then publishes again and b is still found
+kill -TERM "${AVAHI[a]}" 2>/dev/null
+wait "${AVAHI[a]}" 2>/dev/null
+sleep 0.5
+start_avahi a avahi2.log
+for _ in $(seq 1 100); do
+  [ "$(grep -c 'mdns: announcing' "$T/a/err")" -ge 2 ] && [ "$(grep -c 'mdns: found peer' "$T/a/err")" -ge 2 ] && break
+  sleep 0.2
+done
+if [ "$(grep -c 'mdns: announcing' "$T/a/err")" -ge 2 ] && [ "$(grep -c 'mdns: found peer' "$T/a/err")" -ge 2 ]; then
+  ok "a announces and browses again after its avahi-daemon restarts"
+else
+  notok "a announces and browses again after its avahi-daemon restarts"
+  diag "$T/a/err" "$T/a/avahi2.log"
 fi
 
 # every peer shuts down cleanly (frees its Avahi client before the host)
