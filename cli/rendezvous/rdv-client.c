@@ -13,7 +13,6 @@
 #include <string.h>
 #include <time.h>
 
-#define LINE_MAX_BYTES 65536
 #define BACKOFF_MIN_MS 250
 #define BACKOFF_MAX_MS 8000
 #define PUBLISH_TIMEOUT_S 2
@@ -32,32 +31,76 @@ struct rdv_client {
   struct evhttp_request *sse_req;
   struct event *retry;
   unsigned backoff_ms;
-  char *line;
-  size_t line_len;
-  bool line_overflow;
+  struct rdv_sse sse;
 };
 
 static void schedule_retry(struct rdv_client *c);
 
-static void on_line(struct rdv_client *c, const char *line, size_t n) {
-  if (n == 0 || line[0] == ':') {
-    if (n >= 4 && memcmp(line, ": ok", 4) == 0)
-      c->backoff_ms = BACKOFF_MIN_MS; /* a healthy stream */
+int rdv_sse_init(struct rdv_sse *p, rdv_sse_line_fn fn, void *ud) {
+  memset(p, 0, sizeof(*p));
+  p->line = malloc(RDV_SSE_LINE_MAX);
+  p->fn = fn;
+  p->ud = ud;
+  return p->line ? 0 : -1;
+}
+
+void rdv_sse_reset(struct rdv_sse *p) {
+  p->len = 0;
+  p->overflow = false;
+}
+
+void rdv_sse_free(struct rdv_sse *p) {
+  free(p->line);
+  p->line = NULL;
+}
+
+static void sse_line(struct rdv_sse *p, const char *line, size_t n) {
+  if (n && line[n - 1] == '\r')
+    n--;
+  if (n == 0)
+    return;
+  if (line[0] == ':') {
+    p->fn(true, line, n, p->ud);
     return;
   }
   if (n < 5 || memcmp(line, "data:", 5) != 0)
     return;
-  const char *p = line + 5;
+  const char *d = line + 5;
   size_t len = n - 5;
-  while (len && (*p == ' ' || *p == '\t')) {
-    p++;
+  while (len && (*d == ' ' || *d == '\t')) {
+    d++;
     len--;
   }
-  while (len && (p[len - 1] == ' ' || p[len - 1] == '\t' || p[len - 1] == '\r'))
+  while (len && (d[len - 1] == ' ' || d[len - 1] == '\t'))
     len--;
+  p->fn(false, d, len, p->ud);
+}
+
+void rdv_sse_feed(struct rdv_sse *p, const char *data, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    char ch = data[i];
+    if (ch == '\n') {
+      if (!p->overflow)
+        sse_line(p, p->line, p->len);
+      rdv_sse_reset(p);
+    } else if (p->len >= RDV_SSE_LINE_MAX) {
+      p->overflow = true;
+    } else {
+      p->line[p->len++] = ch;
+    }
+  }
+}
+
+static void on_line(bool comment, const char *data, size_t len, void *ud) {
+  struct rdv_client *c = ud;
+  if (comment) {
+    if (len >= 4 && memcmp(data, ": ok", 4) == 0)
+      c->backoff_ms = BACKOFF_MIN_MS; /* a healthy stream */
+    return;
+  }
   struct goop_presence_msg m;
   memset(&m, 0, sizeof(m));
-  if (goop_presence_msg_parse(p, len, &m) != 0) {
+  if (goop_presence_msg_parse(data, len, &m) != 0) {
     goop_presence_msg_clear(&m);
     return;
   }
@@ -66,31 +109,13 @@ static void on_line(struct rdv_client *c, const char *line, size_t n) {
   goop_presence_msg_clear(&m);
 }
 
-static void feed(struct rdv_client *c, const char *data, size_t n) {
-  for (size_t i = 0; i < n; i++) {
-    char ch = data[i];
-    if (ch == '\n') {
-      if (!c->line_overflow)
-        on_line(c, c->line, c->line_len);
-      c->line_len = 0;
-      c->line_overflow = false;
-      continue;
-    }
-    if (c->line_len >= LINE_MAX_BYTES) {
-      c->line_overflow = true;
-      continue;
-    }
-    c->line[c->line_len++] = ch;
-  }
-}
-
 static void on_chunk(struct evhttp_request *req, void *arg) {
   struct rdv_client *c = arg;
   struct evbuffer *in = evhttp_request_get_input_buffer(req);
   char tmp[4096];
   int n;
   while ((n = evbuffer_remove(in, tmp, sizeof(tmp))) > 0)
-    feed(c, tmp, (size_t)n);
+    rdv_sse_feed(&c->sse, tmp, (size_t)n);
 }
 
 static void on_stream_done(struct evhttp_request *req, void *arg) {
@@ -109,8 +134,7 @@ static void subscribe(struct rdv_client *c) {
     }
     evhttp_connection_set_timeout(c->sse_conn, STREAM_IDLE_S);
   }
-  c->line_len = 0;
-  c->line_overflow = false;
+  rdv_sse_reset(&c->sse);
   struct evhttp_request *req = evhttp_request_new(on_stream_done, c);
   if (!req) {
     schedule_retry(c);
@@ -173,9 +197,9 @@ int rdv_client_new(struct event_base *base, const char *url, const char *self_id
   c->fn = fn;
   c->ud = ud;
   c->backoff_ms = BACKOFF_MIN_MS;
-  c->line = malloc(LINE_MAX_BYTES);
+  int sse_rc = rdv_sse_init(&c->sse, on_line, c);
   c->retry = evtimer_new(base, on_retry, c);
-  if (!c->host || !c->self_id || !c->line || !c->retry) {
+  if (!c->host || !c->self_id || sse_rc != 0 || !c->retry) {
     rdv_client_free(c);
     snprintf(err, errlen, "out of memory");
     return -1;
@@ -234,6 +258,6 @@ void rdv_client_free(struct rdv_client *c) {
     evhttp_connection_free(c->pub_conn);
   free(c->host);
   free(c->self_id);
-  free(c->line);
+  rdv_sse_free(&c->sse);
   free(c);
 }
