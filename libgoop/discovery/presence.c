@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "core/buf.h"
 #include "internal.h"
 
 #define DEFAULT_TOPIC "goop.presence.v1"
@@ -24,30 +25,15 @@
 
 /* ---- JSON encoding ---------------------------------------------------------- */
 
+/* A goop_buf whose first append failure sticks (checked once at the end). */
 struct sbuf {
-  char *p;
-  size_t len, cap;
-  bool oom;
+  goop_buf g;
+  int err;
 };
 
 static void sb_put(struct sbuf *b, const char *s, size_t n) {
-  if (b->oom)
-    return;
-  if (b->len + n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + n + 1)
-      cap *= 2;
-    char *np = realloc(b->p, cap);
-    if (!np) {
-      b->oom = true;
-      return;
-    }
-    b->p = np;
-    b->cap = cap;
-  }
-  memcpy(b->p + b->len, s, n);
-  b->len += n;
-  b->p[b->len] = '\0';
+  if (!b->err)
+    b->err = goop_buf_append(&b->g, s, n);
 }
 
 static void sb_puts(struct sbuf *b, const char *s) {
@@ -158,6 +144,7 @@ int goop_presence_msg_encode(const struct goop_presence_msg *m, char **ret, size
   if (!tn || !nonempty(m->peer_id))
     return GOOP_EINVAL;
   struct sbuf b = {0};
+  goop_buf_init(&b.g, 0);
   sb_puts(&b, "{\"type\":");
   sb_json_str(&b, tn);
   sb_puts(&b, ",\"peerId\":");
@@ -182,13 +169,15 @@ int goop_presence_msg_encode(const struct goop_presence_msg *m, char **ret, size
   if (m->verified)
     sb_puts(&b, ",\"verified\":true");
   sb_put(&b, "}", 1);
-  if (b.oom) {
-    free(b.p);
+  sb_put(&b, "", 1); /* NUL, not counted */
+  if (b.err) {
+    goop_buf_free(&b.g);
     return GOOP_ENOMEM;
   }
-  *ret = b.p;
+  size_t len;
+  *ret = (char *)goop_buf_steal(&b.g, &len);
   if (ret_len)
-    *ret_len = b.len;
+    *ret_len = len - 1;
   return 0;
 }
 
