@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buf.h"
 #include "site-internal.h"
 
 #define STORE_IDENT_MAX 64
@@ -42,30 +43,23 @@
 
 /* ---- small helpers ------------------------------------------------------------ */
 
+/* SQL and JSON text built in a goop_buf, kept NUL-terminated (the NUL is not
+ * counted); the first allocation failure sticks in |oom|. */
 struct sbuf {
-  char *p;
-  size_t len, cap;
+  goop_buf g;
   bool oom;
 };
 
 static void sb_addn(struct sbuf *b, const char *s, size_t n) {
   if (b->oom)
     return;
-  if (b->len + n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + n + 1)
-      cap *= 2;
-    char *np = realloc(b->p, cap);
-    if (!np) {
-      b->oom = true;
-      return;
-    }
-    b->p = np;
-    b->cap = cap;
+  if (goop_buf_reserve(&b->g, n + 1) != 0) {
+    b->oom = true;
+    return;
   }
-  memcpy(b->p + b->len, s, n);
-  b->len += n;
-  b->p[b->len] = '\0';
+  memcpy(b->g.data + b->g.len, s, n);
+  b->g.len += n;
+  b->g.data[b->g.len] = '\0';
 }
 
 static void sb_add(struct sbuf *b, const char *s) {
@@ -154,8 +148,8 @@ static json_t *json_text(const unsigned char *s, size_t n) {
       i++;
     }
   }
-  json_t *j = b.oom ? NULL : json_stringn_nocheck(b.p ? b.p : "", b.len);
-  free(b.p);
+  json_t *j = b.oom ? NULL : json_stringn_nocheck(b.g.data ? (const char *)b.g.data : "", b.g.len);
+  goop_buf_free(&b.g);
   return j;
 }
 
@@ -822,7 +816,7 @@ static int op_query(struct op *o, const struct req *r) {
       } else if (valid_ident(c)) {
         sb_ident(&sql, c);
       } else {
-        free(sql.p);
+        goop_buf_free(&sql.g);
         return fail(o, "invalid column name: %s", c);
       }
     }
@@ -843,7 +837,7 @@ static int op_query(struct op *o, const struct req *r) {
   if (use_offset)
     sb_add(&sql, " OFFSET ?");
   if (sql.oom) {
-    free(sql.p);
+    goop_buf_free(&sql.g);
     return fail_oom(o);
   }
 
@@ -854,10 +848,10 @@ static int op_query(struct op *o, const struct req *r) {
   limits_tighten(o->db, s, owner, &sl);
   if (!owner)
     sqlite3_set_authorizer(o->db, authorize, &ac);
-  int rc = prepare_one(o, sql.p, &st);
+  int rc = prepare_one(o, (const char *)sql.g.data, &st);
   if (!owner)
     sqlite3_set_authorizer(o->db, NULL, NULL);
-  free(sql.p);
+  goop_buf_free(&sql.g);
   if (rc < 0) {
     if (ac.denied)
       snprintf(o->err, sizeof(o->err), "not authorized");
@@ -977,7 +971,7 @@ static int op_insert(struct op *o, const struct req *r) {
     sb_ident(&sql, k);
   }
   if (n == 0) {
-    free(sql.p);
+    goop_buf_free(&sql.g);
     sql = (struct sbuf){0};
     sb_add(&sql, "INSERT INTO ");
     sb_ident(&sql, r->table);
@@ -989,14 +983,14 @@ static int op_insert(struct op *o, const struct req *r) {
     sb_add(&sql, ")");
   }
   if (sql.oom) {
-    free(sql.p);
+    goop_buf_free(&sql.g);
     return fail_oom(o);
   }
   sqlite3_stmt *st = NULL;
   int rc = tx_begin(o);
   if (rc == 0)
-    rc = prepare_one(o, sql.p, &st);
-  free(sql.p);
+    rc = prepare_one(o, (const char *)sql.g.data, &st);
+  goop_buf_free(&sql.g);
   int idx = 1;
   if (rc == 0 && ti.has_owner)
     sqlite3_bind_text(st, idx++, o->caller->id, -1, SQLITE_STATIC);
@@ -1054,20 +1048,20 @@ static int op_update_delete(struct op *o, const struct req *r, bool is_delete) {
       sb_add(&sql, " = ?");
     }
     if (n == 0) {
-      free(sql.p);
+      goop_buf_free(&sql.g);
       return fail(o, "no columns to update");
     }
   }
   sb_add(&sql, owner ? " WHERE \"_id\" = ?" : " WHERE \"_id\" = ? AND \"_owner\" = ?");
   if (sql.oom) {
-    free(sql.p);
+    goop_buf_free(&sql.g);
     return fail_oom(o);
   }
   sqlite3_stmt *st = NULL;
   int rc = tx_begin(o);
   if (rc == 0)
-    rc = prepare_one(o, sql.p, &st);
-  free(sql.p);
+    rc = prepare_one(o, (const char *)sql.g.data, &st);
+  goop_buf_free(&sql.g);
   int idx = 1;
   if (rc == 0 && !is_delete) {
     const char *k;
@@ -1173,17 +1167,18 @@ static int op_create_table(struct op *o, const struct req *r) {
   for (size_t i = 0; i < (n ? n : 1); i++) {
     sb_add(&sql, ", ");
     if (column_def(o, &sql, n ? json_array_get(r->column_defs, i) : r->column, false) < 0) {
-      free(sql.p);
+      goop_buf_free(&sql.g);
       return -1;
     }
   }
   sb_add(&sql, ")");
   if (sql.oom) {
-    free(sql.p);
+    goop_buf_free(&sql.g);
     return fail_oom(o);
   }
-  int rc = ddl(o, sql.p, "INSERT OR REPLACE INTO _tables (name, schema) VALUES (?1, ?2)", t, sql.p);
-  free(sql.p);
+  int rc = ddl(o, (const char *)sql.g.data, "INSERT OR REPLACE INTO _tables (name, schema) VALUES (?1, ?2)",
+               t, (const char *)sql.g.data);
+  goop_buf_free(&sql.g);
   if (rc < 0)
     return rc;
   o->data = json_pack("{s:s,s:s}", "status", "created", "table", t);
@@ -1205,15 +1200,15 @@ static int op_add_column(struct op *o, const struct req *r) {
   sb_ident(&sql, t);
   sb_add(&sql, " ADD COLUMN ");
   if (column_def(o, &sql, r->column, true) < 0) {
-    free(sql.p);
+    goop_buf_free(&sql.g);
     return -1;
   }
   if (sql.oom) {
-    free(sql.p);
+    goop_buf_free(&sql.g);
     return fail_oom(o);
   }
-  int rc = ddl(o, sql.p, NULL, NULL, NULL);
-  free(sql.p);
+  int rc = ddl(o, (const char *)sql.g.data, NULL, NULL, NULL);
+  goop_buf_free(&sql.g);
   if (rc < 0)
     return rc;
   o->data = json_pack("{s:s}", "status", "added");
@@ -1241,11 +1236,11 @@ static int op_drop_column(struct op *o, const struct req *r) {
   sb_add(&sql, " DROP COLUMN ");
   sb_ident(&sql, c);
   if (sql.oom) {
-    free(sql.p);
+    goop_buf_free(&sql.g);
     return fail_oom(o);
   }
-  int rc = ddl(o, sql.p, NULL, NULL, NULL);
-  free(sql.p);
+  int rc = ddl(o, (const char *)sql.g.data, NULL, NULL, NULL);
+  goop_buf_free(&sql.g);
   if (rc < 0)
     return rc;
   o->data = json_pack("{s:s}", "status", "dropped");
@@ -1269,11 +1264,12 @@ static int op_rename_table(struct op *o, const struct req *r) {
   sb_add(&sql, " RENAME TO ");
   sb_ident(&sql, r->new_name);
   if (sql.oom) {
-    free(sql.p);
+    goop_buf_free(&sql.g);
     return fail_oom(o);
   }
-  int rc = ddl(o, sql.p, "UPDATE _tables SET name = ?2 WHERE name = ?1", r->old_name, r->new_name);
-  free(sql.p);
+  int rc = ddl(o, (const char *)sql.g.data, "UPDATE _tables SET name = ?2 WHERE name = ?1", r->old_name,
+               r->new_name);
+  goop_buf_free(&sql.g);
   if (rc < 0)
     return rc;
   o->data = json_pack("{s:s,s:s}", "status", "renamed", "new_name", r->new_name);
@@ -1292,11 +1288,11 @@ static int op_delete_table(struct op *o, const struct req *r) {
   sb_add(&sql, "DROP TABLE IF EXISTS ");
   sb_ident(&sql, t);
   if (sql.oom) {
-    free(sql.p);
+    goop_buf_free(&sql.g);
     return fail_oom(o);
   }
-  int rc = ddl(o, sql.p, "DELETE FROM _tables WHERE name = ?1", t, NULL);
-  free(sql.p);
+  int rc = ddl(o, (const char *)sql.g.data, "DELETE FROM _tables WHERE name = ?1", t, NULL);
+  goop_buf_free(&sql.g);
   if (rc < 0)
     return rc;
   o->data = json_pack("{s:s,s:s}", "status", "deleted", "table", t);
