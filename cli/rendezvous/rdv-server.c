@@ -2,6 +2,7 @@
  * The rendezvous HTTP server (see rdv-server.h).
  */
 #include "rdv-server.h"
+#include "../common/html.h"
 
 #include "internal.h"
 #include "viewer/mhd-libevent.h"
@@ -114,32 +115,15 @@ char *rdv_html_escape(const char *in) {
   if (!in)
     in = "";
   size_t n = 1;
-  for (const char *p = in; *p; p++)
-    n += (*p == '&' || *p == '<' || *p == '>' || *p == '"' || *p == '\'') ? 6 : 1;
+  for (const char *p = in; *p; p++) {
+    const char *rep = html_entity(*p);
+    n += rep ? strlen(rep) : 1;
+  }
   char *out = malloc(n), *o = out;
   if (!out)
     return NULL;
   for (const char *p = in; *p; p++) {
-    const char *rep = NULL;
-    switch (*p) {
-    case '&':
-      rep = "&amp;";
-      break;
-    case '<':
-      rep = "&lt;";
-      break;
-    case '>':
-      rep = "&gt;";
-      break;
-    case '"':
-      rep = "&quot;";
-      break;
-    case '\'':
-      rep = "&#39;";
-      break;
-    default:
-      break;
-    }
+    const char *rep = html_entity(*p);
     if (rep) {
       size_t l = strlen(rep);
       memcpy(o, rep, l);

@@ -3,6 +3,7 @@
  * (see viewer.h).
  */
 #include "viewer.h"
+#include "../common/html.h"
 
 #include "http-parse.h"
 #include "mhd-libevent.h"
@@ -109,24 +110,7 @@ int vbuf_adds(struct vbuf *b, const char *s) {
 
 int vbuf_add_html(struct vbuf *b, const char *s) {
   for (; *s; s++) {
-    const char *rep = NULL;
-    switch (*s) {
-    case '&':
-      rep = "&amp;";
-      break;
-    case '<':
-      rep = "&lt;";
-      break;
-    case '>':
-      rep = "&gt;";
-      break;
-    case '"':
-      rep = "&quot;";
-      break;
-    case '\'':
-      rep = "&#39;";
-      break;
-    }
+    const char *rep = html_entity(*s);
     if (rep ? vbuf_adds(b, rep) : vbuf_add(b, s, 1))
       return -1;
   }
