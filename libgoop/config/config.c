@@ -50,6 +50,9 @@ static const struct key_def keys[] = {
     I("p2p.listen_port", 0),
     S("p2p.mdns_tag", "goop-mdns", 0),
     V("p2p.bootstrap"),
+    B("p2p.relay_reserve", true),
+    B("p2p.hole_punching", true),
+    B("p2p.mdns", true),
     S("presence.topic", "goop.presence.v1", 0),
     I("presence.ttl_seconds", 20),
     I("presence.heartbeat_seconds", 5),
@@ -65,6 +68,19 @@ static const struct key_def keys[] = {
     S("presence.external_url", "", KEY_TRIM_SLASH),
     I("presence.relay_port", 0),
     S("presence.relay_key_file", "data/relay.key", KEY_PATH),
+    I("presence.relay_circuit_seconds", 1800),
+    I("presence.relay_circuit_bytes", 16777216),
+    I("presence.relay_reservation_seconds", 3600),
+    I("presence.relay_max_reservations", 1024),
+    I("presence.relay_max_reservations_per_ip", 8),
+    I("presence.relay_max_circuits", 1024),
+    I("presence.relay_max_circuits_per_peer", 16),
+    I("presence.rendezvous_max_subscribers", 100000),
+    I("presence.rendezvous_max_subscribers_per_ip", 10),
+    I("presence.rendezvous_subscriber_queue", 64),
+    I("presence.rendezvous_publish_per_minute", 60),
+    I("presence.rendezvous_max_peers", 100000),
+    V("presence.rendezvous_trusted_proxies"),
     S("presence.credits_url", "", 0),
     S("presence.registration_url", "", 0),
     S("presence.email_url", "", 0),
@@ -311,6 +327,32 @@ static char *trim_dup(const char *s) {
 static bool is_ip_literal(const char *s) {
   unsigned char tmp[16];
   return inet_pton(AF_INET, s, tmp) == 1 || inet_pton(AF_INET6, s, tmp) == 1;
+}
+
+/* true if |s| is "IP" or "IP/prefix" with a prefix in range for the family. */
+static bool is_cidr(const char *s) {
+  char tmp[64];
+  size_t n = strlen(s);
+  if (n == 0 || n >= sizeof(tmp))
+    return false;
+  memcpy(tmp, s, n + 1);
+  char *slash = strchr(tmp, '/');
+  long bits = -1;
+  if (slash) {
+    *slash = '\0';
+    char *end = NULL;
+    if (!slash[1] || slash[1] == '-' || slash[1] == '+')
+      return false;
+    bits = strtol(slash + 1, &end, 10);
+    if (*end)
+      return false;
+  }
+  unsigned char a[16];
+  if (inet_pton(AF_INET, tmp, a) == 1)
+    return bits <= 32;
+  if (inet_pton(AF_INET6, tmp, a) == 1)
+    return bits <= 128;
+  return false;
 }
 
 /* true if |s| is an IP literal that is all zeros (0.0.0.0, ::, ::ffff:0.0.0.0). */
@@ -617,6 +659,40 @@ int goop_config_validate(const goop_config *cfg, char *errbuf, size_t errbuf_len
       FAIL("presence.relay_port requires presence.rendezvous_host=true");
     if (relay > 65535)
       FAIL("presence.relay_port must be 1..65535");
+  }
+  {
+    static const struct {
+      const char *key;
+      int64_t lo, hi;
+      const char *msg;
+    } ranges[] = {
+        {"presence.relay_circuit_seconds", 0, 86400 * 7, "presence.relay_circuit_seconds must be 0..604800"},
+        {"presence.relay_circuit_bytes", 0, INT64_C(1) << 40, "presence.relay_circuit_bytes must be 0..2^40"},
+        {"presence.relay_reservation_seconds", 60, 86400, "presence.relay_reservation_seconds must be 60..86400"},
+        {"presence.relay_max_reservations", 1, 1000000, "presence.relay_max_reservations must be 1..1000000"},
+        {"presence.relay_max_reservations_per_ip", 1, 1000000,
+         "presence.relay_max_reservations_per_ip must be 1..1000000"},
+        {"presence.relay_max_circuits", 1, 1000000, "presence.relay_max_circuits must be 1..1000000"},
+        {"presence.relay_max_circuits_per_peer", 1, 1000000,
+         "presence.relay_max_circuits_per_peer must be 1..1000000"},
+        {"presence.rendezvous_max_subscribers", 1, 10000000,
+         "presence.rendezvous_max_subscribers must be 1..10000000"},
+        {"presence.rendezvous_max_subscribers_per_ip", 1, 10000000,
+         "presence.rendezvous_max_subscribers_per_ip must be 1..10000000"},
+        {"presence.rendezvous_subscriber_queue", 1, 65536, "presence.rendezvous_subscriber_queue must be 1..65536"},
+        {"presence.rendezvous_publish_per_minute", 1, 1000000,
+         "presence.rendezvous_publish_per_minute must be 1..1000000"},
+        {"presence.rendezvous_max_peers", 1, 10000000, "presence.rendezvous_max_peers must be 1..10000000"},
+    };
+    for (size_t i = 0; i < GOOP_ARRAY_SIZE(ranges); i++) {
+      int64_t v = INT(ranges[i].key);
+      if (v < ranges[i].lo || v > ranges[i].hi)
+        FAIL("%s", ranges[i].msg);
+    }
+    int k = key_index("presence.rendezvous_trusted_proxies");
+    for (size_t i = 0; i < cfg->vals[k].vn; i++)
+      if (!is_cidr(cfg->vals[k].v[i]))
+        FAIL("presence.rendezvous_trusted_proxies: \"%s\" is not an IP address or CIDR block", cfg->vals[k].v[i]);
   }
   const char *wan = STR("presence.rendezvous_wan");
   if (!is_blank(wan)) {

@@ -114,6 +114,18 @@ static void test_defaults(void) {
       {"presence.heartbeat_seconds", 5},
       {"presence.rendezvous_port", 8787},
       {"presence.relay_port", 0},
+      {"presence.relay_circuit_seconds", 1800},
+      {"presence.relay_circuit_bytes", 16777216},
+      {"presence.relay_reservation_seconds", 3600},
+      {"presence.relay_max_reservations", 1024},
+      {"presence.relay_max_reservations_per_ip", 8},
+      {"presence.relay_max_circuits", 1024},
+      {"presence.relay_max_circuits_per_peer", 16},
+      {"presence.rendezvous_max_subscribers", 100000},
+      {"presence.rendezvous_max_subscribers_per_ip", 10},
+      {"presence.rendezvous_subscriber_queue", 64},
+      {"presence.rendezvous_publish_per_minute", 60},
+      {"presence.rendezvous_max_peers", 100000},
       {"lua.timeout_seconds", 5},
       {"lua.max_memory_mb", 10},
       {"lua.rate_limit_per_peer", 30},
@@ -127,6 +139,9 @@ static void test_defaults(void) {
     const char *key;
     bool v;
   } bools[] = {
+      {"p2p.relay_reserve", true},
+      {"p2p.hole_punching", true},
+      {"p2p.mdns", true},
       {"presence.rendezvous_host", false},
       {"presence.rendezvous_only", false},
       {"viewer.debug", false},
@@ -142,6 +157,7 @@ static void test_defaults(void) {
   }
   CHECK_INT_EQ(goop_config_key_type("p2p.bootstrap"), GOOP_CONFIG_STRV);
   CHECK_INT_EQ(goop_config_key_type("presence.templates_dirs"), GOOP_CONFIG_STRV);
+  CHECK_INT_EQ(goop_config_key_type("presence.rendezvous_trusted_proxies"), GOOP_CONFIG_STRV);
   CHECK_INT_EQ(goop_config_get_strv_len(cfg, "p2p.bootstrap"), 0);
   CHECK_INT_EQ(goop_config_get_strv_len(cfg, "presence.templates_dirs"), 0);
   CHECK(goop_config_get_strv(cfg, "p2p.bootstrap", 0) == NULL);
@@ -150,12 +166,12 @@ static void test_defaults(void) {
   size_t n = 0;
   while (goop_config_key_at(n))
     n++;
-  CHECK_INT_EQ(n, GOOP_ARRAY_SIZE(strs) + GOOP_ARRAY_SIZE(ints) + GOOP_ARRAY_SIZE(bools) + 2);
+  CHECK_INT_EQ(n, GOOP_ARRAY_SIZE(strs) + GOOP_ARRAY_SIZE(ints) + GOOP_ARRAY_SIZE(bools) + 3);
   CHECK_STR_EQ(goop_config_key_at(0), "identity.key_file");
   CHECK_STR_EQ(goop_config_key_at(4), "p2p.listen_port");
   CHECK_STR_EQ(goop_config_key_at(5), "p2p.mdns_tag");
   CHECK_STR_EQ(goop_config_key_at(6), "p2p.bootstrap");
-  CHECK_STR_EQ(goop_config_key_at(7), "presence.topic");
+  CHECK_STR_EQ(goop_config_key_at(10), "presence.topic");
   CHECK_STR_EQ(goop_config_key_at(n - 1), "lua.kv_enabled");
   CHECK(goop_config_key_at(n) == NULL);
 
@@ -238,6 +254,21 @@ static void test_validation_messages(void) {
             "presence.rendezvous_port must be 1..65535 when rendezvous_host is enabled");
   CHECK_MSG("{\"presence\":{\"rendezvous_host\":true,\"rendezvous_bind\":\"localhost\"}}", GOOP_ECONFIG,
             "presence.rendezvous_bind must be a valid IP address");
+  CHECK_MSG("{\"presence\":{\"relay_circuit_seconds\":-1}}", GOOP_ECONFIG,
+            "presence.relay_circuit_seconds must be 0..604800");
+  CHECK_MSG("{\"presence\":{\"relay_reservation_seconds\":10}}", GOOP_ECONFIG,
+            "presence.relay_reservation_seconds must be 60..86400");
+  CHECK_MSG("{\"presence\":{\"relay_max_circuits\":0}}", GOOP_ECONFIG,
+            "presence.relay_max_circuits must be 1..1000000");
+  CHECK_MSG("{\"presence\":{\"rendezvous_subscriber_queue\":0}}", GOOP_ECONFIG,
+            "presence.rendezvous_subscriber_queue must be 1..65536");
+  CHECK_MSG("{\"presence\":{\"rendezvous_max_subscribers_per_ip\":0}}", GOOP_ECONFIG,
+            "presence.rendezvous_max_subscribers_per_ip must be 1..10000000");
+  CHECK_MSG("{\"presence\":{\"rendezvous_trusted_proxies\":[\"10.0.0.0/8\",\"::1\",\"10.0.0.0/33\"]}}",
+            GOOP_ECONFIG, "presence.rendezvous_trusted_proxies: \"10.0.0.0/33\" is not an IP address or CIDR block");
+  CHECK_MSG("{\"presence\":{\"rendezvous_trusted_proxies\":[\"proxy.example\"]}}", GOOP_ECONFIG,
+            "presence.rendezvous_trusted_proxies: \"proxy.example\" is not an IP address or CIDR block");
+  CHECK_VALID("{\"presence\":{\"rendezvous_trusted_proxies\":[\"192.0.2.1\",\"2001:db8::/32\"]}}");
   CHECK_MSG("{\"presence\":{\"relay_port\":4001}}", GOOP_ECONFIG,
             "presence.relay_port requires presence.rendezvous_host=true");
   CHECK_MSG("{\"presence\":{\"rendezvous_host\":true,\"relay_port\":65536}}", GOOP_ECONFIG,
@@ -553,7 +584,8 @@ static void test_json_output(void) {
       prev = at;
   }
   CHECK(strstr(text, "    \"http_addr\": \"127.0.0.1:8080\",\n") != NULL);
-  CHECK(strstr(text, "    \"bootstrap\": []\n") != NULL);
+  CHECK(strstr(text, "    \"bootstrap\": [],\n") != NULL);
+  CHECK(strstr(text, "    \"rendezvous_trusted_proxies\": [],\n") != NULL);
   CHECK(strstr(text, "    \"listen_port\": 0,\n") != NULL);
   CHECK(strstr(text, "    \"kv_enabled\": true\n") != NULL);
 
