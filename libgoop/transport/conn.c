@@ -341,7 +341,7 @@ static int start_yamux(goop_conn *c) {
   if (ycfg.max_window < ycfg.initial_window)
     ycfg.max_window = ycfg.initial_window;
   ycfg.max_inbound_streams = (uint32_t)goop__host_opt(h, GOOP_HOST_MAX_STREAMS_PER_CONN);
-  int rc = goop_yamux_new(c->outbound, &ycfg, &ymx_callbacks, c, &c->ymx);
+  int rc = goop_yamux_new(c->initiator, &ycfg, &ymx_callbacks, c, &c->ymx);
   if (rc)
     return rc;
   goop_mss_free(c->mss);
@@ -393,7 +393,7 @@ static int handshake_done(goop_conn *c) {
   if (early)
     return start_yamux(c);
   c->state = GOOP_CONN_MUX_MSS;
-  if (c->outbound)
+  if (c->initiator)
     rc = goop_mss_new_initiator(yamux_protos, 1, false, &c->mss);
   else
     rc = goop_mss_new_responder_list(yamux_protos, 1, &c->mss);
@@ -581,6 +581,11 @@ void goop__conn_pipe_closed(goop_conn *c, int err) {
 
 int goop__conn_new(goop_host *h, goop__pipe *pipe, bool outbound, const goop_peer_id *expected,
                    goop_conn **ret) {
+  return goop__conn_new_role(h, pipe, outbound, outbound, expected, ret);
+}
+
+int goop__conn_new_role(goop_host *h, goop__pipe *pipe, bool outbound, bool initiator,
+                        const goop_peer_id *expected, goop_conn **ret) {
   goop_conn *c = calloc(1, sizeof(*c));
   if (!c)
     return GOOP_ENOMEM;
@@ -588,6 +593,7 @@ int goop__conn_new(goop_host *h, goop__pipe *pipe, bool outbound, const goop_pee
   c->host = h;
   GOOP_DL_PUSH(h->all_conns, c, all_next, all_prev);
   c->outbound = outbound;
+  c->initiator = initiator;
   c->state = GOOP_CONN_SEC_MSS;
   goop_buf_init(&c->plain, 0);
   goop_buf_init(&c->enc, 0);
@@ -600,14 +606,14 @@ int goop__conn_new(goop_host *h, goop__pipe *pipe, bool outbound, const goop_pee
   c->pump_ev = event_new(h->base, -1, 0, pump_cb, c);
   if (!c->hs_timer || !c->pump_ev)
     goto fail;
-  if (outbound)
+  if (initiator)
     rc = goop_mss_new_initiator(noise_protos, 1, true, &c->mss);
   else
     rc = goop_mss_new_responder_list(noise_protos, 1, &c->mss);
   if (rc)
     goto fail;
   static const char *const muxers[] = {GOOP_PROTO_YAMUX};
-  rc = goop_noise_hs_new(outbound, h->id, expected, muxers, 1, &c->hs);
+  rc = goop_noise_hs_new(initiator, h->id, expected, muxers, 1, &c->hs);
   if (rc)
     goto fail;
   c->pipe = pipe;
@@ -622,7 +628,7 @@ int goop__conn_new(goop_host *h, goop__pipe *pipe, bool outbound, const goop_pee
     h->conns->prev = c;
   h->conns = c;
   c->in_list = true;
-  if (outbound) {
+  if (initiator) {
     /* Lazy multistream: header + "/noise" + Noise msg1 in one write. */
     rc = flush_clear(c, goop_mss_output(c->mss));
     if (!rc)

@@ -113,7 +113,9 @@ struct goop_conn {
   int refs;
   struct goop_host *host;
   goop__pipe *pipe;
-  bool outbound;
+  bool outbound;  /* socket direction: we dialled (decides simultaneous-dial tie-breaks) */
+  bool initiator; /* upgrade role: mss initiator, Noise initiator, yamux client (= outbound unless
+                   * hole punching assigned the role, see dcutr.c) */
   enum goop__conn_state state;
   goop_mss *mss;
   goop_noise_hs *hs;
@@ -148,6 +150,9 @@ struct goop_conn {
 
 int goop__conn_new(struct goop_host *h, goop__pipe *pipe, bool outbound, const goop_peer_id *expected,
                    struct goop_conn **ret);
+/* Same with the upgrade role given apart from the socket direction (hole punching). */
+int goop__conn_new_role(struct goop_host *h, goop__pipe *pipe, bool outbound, bool initiator,
+                        const goop_peer_id *expected, struct goop_conn **ret);
 /* Close with |reason| (0 = clean): GoAway, reset streams, notify, unlink. */
 void goop__conn_close(struct goop_conn *c, int reason);
 /* Open a yamux stream for |protocols| on a READY connection. */
