@@ -2,7 +2,7 @@
  * goop2-rendezvous: run a Goop² rendezvous server from a directory holding
  * its goop.json (created with defaults if missing).
  */
-#include "rendezvous/rdv-server.h"
+#include "rendezvous/rdv-host.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -27,65 +27,15 @@ static const char usage_text[] =
 struct app {
   char *dir;
   char cfg_path[PATH_MAX];
-  struct rdv_server *srv;
+  struct rdv_host *rdv;
+  goop_ctx *ctx;
   struct event_base *base;
 };
-
-struct opts_store {
-  goop_config *cfg;
-  char *db;
-  struct rdv_server_opts o;
-};
-
-/* mkdir -p of the directory holding |path| (peers.db's "data/" is usually new). */
-static void make_parent(const char *path) {
-  char tmp[PATH_MAX];
-  if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
-    return;
-  char *slash = strrchr(tmp, '/');
-  if (!slash || slash == tmp)
-    return;
-  *slash = '\0';
-  for (char *p = tmp + 1; *p; p++) {
-    if (*p == '/') {
-      *p = '\0';
-      mkdir(tmp, 0700);
-      *p = '/';
-    }
-  }
-  mkdir(tmp, 0700);
-}
-
-static int load(struct app *a, struct opts_store *st, char *err, size_t errlen) {
-  memset(st, 0, sizeof(*st));
-  if (goop_config_ensure(a->cfg_path, &st->cfg, NULL, err, errlen) != 0)
-    return -1;
-  st->o.bind = goop_config_get_string(st->cfg, "presence.rendezvous_bind");
-  st->o.port = (int)goop_config_get_int(st->cfg, "presence.rendezvous_port");
-  if (st->o.port < 1 || st->o.port > 65535) {
-    snprintf(err, errlen, "presence.rendezvous_port must be 1..65535");
-    goop_config_free(st->cfg);
-    return -1;
-  }
-  st->o.admin_password = goop_config_get_string(st->cfg, "presence.admin_password");
-  st->o.external_url = goop_config_get_string(st->cfg, "presence.external_url");
-  if (goop_config_get_string(st->cfg, "presence.peer_db_path")[0])
-    st->db = goop_config_resolve_path(st->cfg, "presence.peer_db_path");
-  if (st->db)
-    make_parent(st->db);
-  st->o.peer_db_path = st->db;
-  return 0;
-}
-
-static void unload(struct opts_store *st) {
-  free(st->db);
-  goop_config_free(st->cfg);
-}
 
 static void on_stop(evutil_socket_t sig, short what, void *arg) {
   (void)what;
   struct app *a = arg;
-  rdv_server_log(a->srv, "signal %d: shutting down", (int)sig);
+  fprintf(stderr, "goop2-rendezvous: signal %d: shutting down\n", (int)sig);
   event_base_loopexit(a->base, NULL);
 }
 
@@ -93,14 +43,14 @@ static void on_hup(evutil_socket_t sig, short what, void *arg) {
   (void)sig;
   (void)what;
   struct app *a = arg;
-  struct opts_store st;
+  goop_config *cfg = NULL;
   char err[512];
-  if (load(a, &st, err, sizeof(err)) != 0) {
-    rdv_server_log(a->srv, "reload failed, keeping the old settings: %s", err);
+  if (goop_config_load(a->cfg_path, &cfg, err, sizeof(err)) != 0) {
+    fprintf(stderr, "goop2-rendezvous: reload failed, keeping the old settings: %s\n", err);
     return;
   }
-  rdv_server_reload(a->srv, &st.o);
-  unload(&st);
+  rdv_host_reload(a->rdv, cfg);
+  goop_config_free(cfg);
 }
 
 int main(int argc, char **argv) {
@@ -147,30 +97,37 @@ int main(int argc, char **argv) {
     return 1;
   }
   snprintf(a.cfg_path, sizeof(a.cfg_path), "%s/goop.json", a.dir);
-  struct opts_store st;
+  goop_config *cfg = NULL;
   char err[512];
-  if (load(&a, &st, err, sizeof(err)) != 0) {
+  if (goop_config_ensure(a.cfg_path, &cfg, NULL, err, sizeof(err)) != 0) {
     fprintf(stderr, "Error: Failed to load config: %s\n", err);
     free(a.dir);
     return 1;
   }
   signal(SIGPIPE, SIG_IGN);
   a.base = event_base_new();
-  if (!a.base) {
+  if (!a.base || goop_ctx_new(a.base, &a.ctx) != 0) {
     fprintf(stderr, "Error: cannot create the event loop\n");
-    unload(&st);
+    goop_config_free(cfg);
+    if (a.base)
+      event_base_free(a.base);
     free(a.dir);
     return 1;
   }
-  int rc = rdv_server_new(a.base, &st.o, &a.srv, err, sizeof(err));
-  unload(&st);
+  int rc = rdv_host_start(a.ctx, cfg, &a.rdv, err, sizeof(err));
+  const char *bind = goop_config_get_string(cfg, "presence.rendezvous_bind");
+  char shown[80];
+  bool any = !bind || !bind[0] || strcmp(bind, "0.0.0.0") == 0 || strcmp(bind, "::") == 0;
+  snprintf(shown, sizeof(shown), strchr(any ? "" : bind, ':') ? "[%s]" : "%s", any ? "127.0.0.1" : bind);
+  goop_config_free(cfg);
   if (rc != 0) {
     fprintf(stderr, "Error: %s\n", err);
+    goop_ctx_free(a.ctx);
     event_base_free(a.base);
     free(a.dir);
     return 1;
   }
-  printf("Goop\xc2\xb2 rendezvous: dir %s, http://%s:%d\n", a.dir, "127.0.0.1", rdv_server_port(a.srv));
+  printf("Goop\xc2\xb2 rendezvous: dir %s, http://%s:%d\n", a.dir, shown, rdv_host_port(a.rdv));
   fflush(stdout);
   struct event *term = evsignal_new(a.base, SIGTERM, on_stop, &a);
   struct event *intr = evsignal_new(a.base, SIGINT, on_stop, &a);
@@ -182,13 +139,14 @@ int main(int argc, char **argv) {
   if (hup)
     event_add(hup, NULL);
   event_base_dispatch(a.base);
-  rdv_server_free(a.srv);
+  rdv_host_free(a.rdv);
   if (term)
     event_free(term);
   if (intr)
     event_free(intr);
   if (hup)
     event_free(hup);
+  goop_ctx_free(a.ctx);
   event_base_free(a.base);
   free(a.dir);
   return 0;

@@ -53,6 +53,11 @@ struct rdv_server {
   size_t log_head, log_n;
   struct auth_fail fails[AUTH_FAIL_SLOTS];
   struct stream *streams;
+  struct goop_rdv_net *trusted;
+  size_t n_trusted;
+  char *relay_json; /* GET /relay body; NULL = 404 */
+  void (*metrics_hook)(goop_buf *out, void *ud);
+  void *metrics_ud;
 };
 
 /* One request: the body of a POST, or an SSE stream. */
@@ -169,7 +174,7 @@ static enum MHD_Result reply_rejected(struct rdv_server *s, struct MHD_Connectio
 
 /* ---- client address ---- */
 
-static void client_ip(struct MHD_Connection *c, char *out, size_t outlen) {
+static void client_ip(struct rdv_server *s, struct MHD_Connection *c, char *out, size_t outlen) {
   const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
   char raw[INET6_ADDRSTRLEN] = "unknown";
   if (ci && ci->client_addr) {
@@ -178,8 +183,9 @@ static void client_ip(struct MHD_Connection *c, char *out, size_t outlen) {
     if (getnameinfo(sa, sl, raw, sizeof(raw), NULL, 0, NI_NUMERICHOST) != 0)
       snprintf(raw, sizeof(raw), "unknown");
   }
-  /* No trusted proxies are configured yet: the socket address is the client. */
-  if (goop__rdv_client_ip(NULL, 0, raw, NULL, out, outlen) != 0)
+  /* X-Forwarded-For counts only when the socket address is a trusted proxy. */
+  const char *xff = s->n_trusted ? MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Forwarded-For") : NULL;
+  if (goop__rdv_client_ip(s->trusted, s->n_trusted, raw, xff, out, outlen) != 0)
     snprintf(out, outlen, "%s", raw);
 }
 
@@ -530,6 +536,8 @@ static enum MHD_Result h_metrics(struct rdv_server *s, struct MHD_Connection *c)
     goop_buf_free(&b);
     return reply_text(c, 500, "internal error");
   }
+  if (s->metrics_hook)
+    s->metrics_hook(&b, s->metrics_ud);
   enum MHD_Result r =
       reply(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len, NULL, NULL);
   goop_buf_free(&b);
@@ -571,7 +579,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (rq->too_big || rq->body.len > GOOP_RDV_MAX_BODY)
       return reply_rejected(s, c, 413, "request body too large");
-    client_ip(c, ip, sizeof(ip));
+    client_ip(s, c, ip, sizeof(ip));
     char err[GOOP_RDV_ERRBUF] = "";
     int rc = goop__rdv_publish(s->core, ip, rq->body.data ? (const char *)rq->body.data : "", rq->body.len,
                                wall_ms(), err, sizeof(err));
@@ -612,13 +620,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     return reply_text(c, MHD_HTTP_NOT_FOUND, "404 page not found");
   if (!is_get(method))
     return reply_rejected(s, c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
-  client_ip(c, ip, sizeof(ip));
+  client_ip(s, c, ip, sizeof(ip));
   if (strcmp(url, "/") == 0)
     return h_index(s, c);
   if (strcmp(url, "/events") == 0)
     return h_events(s, c, ip);
-  if (strcmp(url, "/relay") == 0)
-    return reply_text(c, MHD_HTTP_NOT_FOUND, "404 page not found");
+  if (strcmp(url, "/relay") == 0) {
+    if (!s->relay_json)
+      return reply_text(c, MHD_HTTP_NOT_FOUND, "404 page not found");
+    return reply(c, MHD_HTTP_OK, "application/json", s->relay_json, strlen(s->relay_json), "Cache-Control",
+                 "no-cache");
+  }
   if (strcmp(url, "/metrics") == 0)
     return h_metrics(s, c);
   enum MHD_Result ret = MHD_NO;
@@ -723,6 +735,42 @@ static unsigned conn_limit(void) {
   return rl.rlim_cur > 128 ? (unsigned)(rl.rlim_cur - 64) : 64;
 }
 
+/* The /relay body: {"peer_id": ..., "addrs": [...]}, or NULL without a relay. */
+static char *relay_json(const struct rdv_server_opts *o) {
+  if (!o->relay_peer_id || !o->relay_peer_id[0])
+    return NULL;
+  json_t *addrs = json_array();
+  for (size_t i = 0; addrs && i < o->n_relay_addrs; i++)
+    json_array_append_new(addrs, json_string(o->relay_addrs[i]));
+  json_t *obj = addrs ? json_pack("{s:s,s:o}", "peer_id", o->relay_peer_id, "addrs", addrs) : NULL;
+  char *txt = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+  json_decref(obj);
+  return txt;
+}
+
+/* Settings shared by start and reload; 0 or -1 with |err| set. */
+static int apply_opts(struct rdv_server *s, const struct rdv_server_opts *o, char *err, size_t errlen) {
+  struct goop_rdv_net *nets = NULL;
+  size_t n = 0;
+  if (o->n_trusted_proxies &&
+      goop__rdv_nets_parse(o->trusted_proxies, o->n_trusted_proxies, &nets, &n, err, errlen) != 0)
+    return -1;
+  char *rj = relay_json(o);
+  if (o->relay_peer_id && o->relay_peer_id[0] && !rj) {
+    free(nets);
+    snprintf(err, errlen, "rendezvous: out of memory");
+    return -1;
+  }
+  free(s->trusted);
+  s->trusted = nets;
+  s->n_trusted = n;
+  free(s->relay_json);
+  s->relay_json = rj;
+  s->metrics_hook = o->metrics_hook;
+  s->metrics_ud = o->metrics_ud;
+  return 0;
+}
+
 int rdv_server_new(struct event_base *base, const struct rdv_server_opts *o, struct rdv_server **ret,
                    char *err, size_t errlen) {
   *ret = NULL;
@@ -739,6 +787,8 @@ int rdv_server_new(struct event_base *base, const struct rdv_server_opts *o, str
     snprintf(err, errlen, "rendezvous: out of memory");
     goto fail;
   }
+  if (apply_opts(s, o, err, errlen) != 0)
+    goto fail;
   if (o->peer_db_path && o->peer_db_path[0]) {
     char dberr[256];
     if (goop__rdv_db_open(s->core, o->peer_db_path, wall_ms(), dberr, sizeof(dberr)) != 0)
@@ -792,6 +842,9 @@ void rdv_server_reload(struct rdv_server *s, const struct rdv_server_opts *o) {
     free(pw);
     free(url);
   }
+  char err[256];
+  if (apply_opts(s, o, err, sizeof(err)) != 0)
+    rdv_server_log(s, "reload: %s (trusted proxies and /relay unchanged)", err);
   struct goop_rdv_limits def;
   goop__rdv_limits_default(&def);
   goop__rdv_set_limits(s->core, o->limits ? o->limits : &def);
@@ -826,6 +879,8 @@ void rdv_server_free(struct rdv_server *s) {
     free(s->admin_password);
   }
   free(s->external_url);
+  free(s->trusted);
+  free(s->relay_json);
   for (size_t k = 0; k < s->log_n; k++)
     free(s->logs[(s->log_head + k) % LOG_LINES]);
   free(s);

@@ -19,6 +19,15 @@ struct rdv_server_opts {
   const char *external_url;             /* "" or NULL = derived from the interfaces */
   const char *peer_db_path;             /* "" or NULL = memory only */
   const struct goop_rdv_limits *limits; /* NULL = defaults */
+  const char *const *trusted_proxies;   /* IPs / CIDR blocks whose X-Forwarded-For is believed */
+  size_t n_trusted_proxies;
+  /* GET /relay: the relay's peer ID and addresses (NULL/0 = 404, no relay). */
+  const char *relay_peer_id;
+  const char *const *relay_addrs;
+  size_t n_relay_addrs;
+  /* Appends more Prometheus text to GET /metrics (the relay's counters). */
+  void (*metrics_hook)(goop_buf *out, void *ud);
+  void *metrics_ud;
 };
 
 struct rdv_server;
@@ -28,7 +37,8 @@ int rdv_server_new(struct event_base *base, const struct rdv_server_opts *o, str
                    char *err, size_t errlen);
 /* The bound TCP port. */
 int rdv_server_port(const struct rdv_server *s);
-/* Reload what can change at run time: limits, admin password, external URL. */
+/* Reload what can change at run time: limits, trusted proxies, admin password,
+ * external URL, the /relay answer and the metrics hook. */
 void rdv_server_reload(struct rdv_server *s, const struct rdv_server_opts *o);
 /* Add a line to the /logs.json ring (also printed to stderr). */
 void rdv_server_log(struct rdv_server *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

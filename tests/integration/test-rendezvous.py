@@ -51,7 +51,7 @@ def free_port():
     return p
 
 
-def write_config(d, port, password="", db=""):
+def write_config(d, port, password="", db="", **extra):
     os.makedirs(d, exist_ok=True)
     path = os.path.join(d, "goop.json")
     cfg = {}
@@ -63,6 +63,7 @@ def write_config(d, port, password="", db=""):
     pres["rendezvous_bind"] = "127.0.0.1"
     pres["admin_password"] = password
     pres["peer_db_path"] = db
+    pres.update(extra)
     with open(path, "w") as f:
         json.dump(cfg, f)
 
@@ -386,6 +387,29 @@ def main():
         if st == 429:
             break
     ok(seen[-1] == 429 and body.strip() == b"rate limit exceeded", "publish rate limit 429", (len(seen), body))
+
+    # X-Forwarded-For: ignored from an untrusted address, believed from a trusted proxy.
+    xff = {"Content-Type": "application/json", "X-Forwarded-For": "203.0.113.9"}
+    st, _, _ = req(port, "POST", "/publish", json.dumps({"type": "update", "peerId": "xff1"}), xff)
+    ok(st == 429, "untrusted X-Forwarded-For is ignored (still limited)", st)
+    write_config(d, port, password="", rendezvous_trusted_proxies=["127.0.0.0/8"],
+                 rendezvous_publish_per_minute=3)
+    p.send_signal(signal.SIGHUP)
+    time.sleep(0.5)
+    codes = []
+    for i in range(4):
+        st, _, _ = req(port, "POST", "/publish", json.dumps({"type": "update", "peerId": "xff%d" % i}), xff)
+        codes.append(st)
+    ok(codes == [204, 204, 204, 429], "trusted proxy: the forwarded client has its own bucket of 3/min", codes)
+    xff2 = dict(xff, **{"X-Forwarded-For": "198.51.100.7, 203.0.113.9"})
+    st, _, _ = req(port, "POST", "/publish", json.dumps({"type": "update", "peerId": "xff9"}), xff2)
+    ok(st == 429, "only the hop next to the trusted proxy counts (spoofed left entry ignored)", st)
+    st, _, _ = publish(port, {"type": "update", "peerId": "xff-direct"})
+    ok(st == 204, "the proxy's own address has a bucket of its own (fresh after the reload)", st)
+    m = req(port, "GET", "/metrics")[2].decode()
+    ok("goop_relay_" not in m, "no relay counters without a relay")
+    st, _, body = req(port, "GET", "/relay")
+    ok(st == 404, "/relay 404 without a relay", st)
     ok(stop(p) == 0, "SIGTERM exits 0")
 
     # Persistence with peers.db.

@@ -1,0 +1,371 @@
+/*
+ * The rendezvous server and its optional relay, configured from goop.json.
+ */
+#include "rdv-host.h"
+#include "rdv-server.h"
+
+#include <arpa/inet.h>
+#include <event2/event.h>
+#ifdef GOOP_CLI_HAVE_RELAY
+#include <goop/relay.h>
+#endif
+#include <netdb.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#define RELAY_MAX_ADDRS 16
+
+struct rdv_host {
+  goop_ctx *ctx;
+  struct rdv_server *srv;
+  goop_host *relay_host;
+#ifdef GOOP_CLI_HAVE_RELAY
+  goop_relay *relay;
+#else
+  void *relay;
+#endif
+  char relay_id[128];
+  char *relay_addrs[RELAY_MAX_ADDRS];
+  size_t n_relay_addrs;
+};
+
+/* Everything rdv_server_opts points at while a start or reload runs. */
+struct opts_store {
+  struct rdv_server_opts o;
+  struct goop_rdv_limits limits;
+  const char **proxies;
+  char *db;
+};
+
+/* mkdir -p of the directory holding |path| (peers.db's "data/" is usually new). */
+static void make_parent(const char *path) {
+  char *tmp = strdup(path);
+  if (!tmp)
+    return;
+  char *slash = strrchr(tmp, '/');
+  if (slash && slash != tmp) {
+    *slash = '\0';
+    for (char *p = tmp + 1; *p; p++) {
+      if (*p == '/') {
+        *p = '\0';
+        mkdir(tmp, 0700);
+        *p = '/';
+      }
+    }
+    mkdir(tmp, 0700);
+  }
+  free(tmp);
+}
+
+static int64_t geti(const goop_config *cfg, const char *key) {
+  return goop_config_get_int(cfg, key);
+}
+
+static void free_relay_addrs(struct rdv_host *h) {
+  for (size_t i = 0; i < h->n_relay_addrs; i++)
+    free(h->relay_addrs[i]);
+  h->n_relay_addrs = 0;
+}
+
+#ifdef GOOP_CLI_HAVE_RELAY
+static void relay_limits(const goop_config *cfg, struct goop_relay_limits *l) {
+  goop_relay_limits_default(l);
+  l->circuit_duration_s = (uint32_t)geti(cfg, "presence.relay_circuit_seconds");
+  l->circuit_bytes = (uint64_t)geti(cfg, "presence.relay_circuit_bytes");
+  l->reservation_ttl_s = (uint32_t)geti(cfg, "presence.relay_reservation_seconds");
+  l->max_reservations = (uint32_t)geti(cfg, "presence.relay_max_reservations");
+  l->max_reservations_per_ip = (uint32_t)geti(cfg, "presence.relay_max_reservations_per_ip");
+  l->max_circuits = (uint32_t)geti(cfg, "presence.relay_max_circuits");
+  l->max_circuits_per_peer = (uint32_t)geti(cfg, "presence.relay_max_circuits_per_peer");
+}
+
+static void metrics_hook(goop_buf *out, void *ud) {
+  struct rdv_host *h = ud;
+  if (!h->relay)
+    return;
+  struct goop_relay_stats st;
+  goop_relay_get_stats(h->relay, &st);
+  static const struct {
+    const char *name, *type, *help;
+    size_t off;
+  } m[] = {
+      {"goop_relay_reservations", "gauge", "Reservations held now.",
+       offsetof(struct goop_relay_stats, reservations_active)},
+      {"goop_relay_reservations_accepted_total", "counter", "Reservations granted or refreshed.",
+       offsetof(struct goop_relay_stats, reservations_accepted)},
+      {"goop_relay_reservations_refused_total", "counter", "Reservations refused (limits).",
+       offsetof(struct goop_relay_stats, reservations_refused)},
+      {"goop_relay_circuits", "gauge", "Relayed connections open now.",
+       offsetof(struct goop_relay_stats, circuits_active)},
+      {"goop_relay_circuits_opened_total", "counter", "Relayed connections opened.",
+       offsetof(struct goop_relay_stats, circuits_opened)},
+      {"goop_relay_circuits_refused_total", "counter",
+       "Relayed connections refused (limits, no reservation, target unreachable).",
+       offsetof(struct goop_relay_stats, circuits_refused)},
+      {"goop_relay_circuits_limit_closed_total", "counter",
+       "Relayed connections ended by a duration or data limit.",
+       offsetof(struct goop_relay_stats, circuits_limit_closed)},
+      {"goop_relay_bytes_total", "counter", "Bytes relayed, both directions.",
+       offsetof(struct goop_relay_stats, bytes_relayed)},
+  };
+  for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
+    uint64_t v;
+    memcpy(&v, (const char *)&st + m[i].off, sizeof(v));
+    char line[512];
+    snprintf(line, sizeof(line), "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", m[i].name, m[i].help, m[i].name,
+             m[i].type, m[i].name, (unsigned long long)v);
+    (void)goop_buf_append_str(out, line);
+  }
+}
+
+static void add_relay_addr(struct rdv_host *h, const char *a) {
+  for (size_t i = 0; i < h->n_relay_addrs; i++)
+    if (strcmp(h->relay_addrs[i], a) == 0)
+      return;
+  if (h->n_relay_addrs < RELAY_MAX_ADDRS) {
+    char *d = strdup(a);
+    if (d)
+      h->relay_addrs[h->n_relay_addrs++] = d;
+  }
+}
+
+/* The host name of an http(s) URL ("https://[2001:db8::1]:443/x" → "2001:db8::1"). */
+static int url_host(const char *url, char *out, size_t outlen) {
+  const char *p = strstr(url, "://");
+  if (!p)
+    return -1;
+  p += 3;
+  const char *end;
+  if (*p == '[') {
+    p++;
+    end = strchr(p, ']');
+  } else {
+    end = p + strcspn(p, ":/?#");
+  }
+  if (!end || end == p || (size_t)(end - p) >= outlen)
+    return -1;
+  memcpy(out, p, (size_t)(end - p));
+  out[end - p] = '\0';
+  return 0;
+}
+
+/* /relay addresses: external_url's host first (IPv4 preferred, with /p2p/), then the listen addresses. */
+static void build_relay_addrs(struct rdv_host *h, const char *external_url, int port) {
+  free_relay_addrs(h);
+  char host[256];
+  if (external_url && external_url[0] && url_host(external_url, host, sizeof(host)) == 0) {
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+    if (getaddrinfo(host, NULL, &hints, &res) == 0) {
+      const struct addrinfo *pick = NULL;
+      for (const struct addrinfo *ai = res; ai; ai = ai->ai_next)
+        if (ai->ai_family == AF_INET && !pick)
+          pick = ai;
+      for (const struct addrinfo *ai = res; ai && !pick; ai = ai->ai_next)
+        if (ai->ai_family == AF_INET6)
+          pick = ai;
+      if (pick) {
+        char ip[INET6_ADDRSTRLEN], a[256];
+        const void *src = pick->ai_family == AF_INET
+                              ? (const void *)&((struct sockaddr_in *)pick->ai_addr)->sin_addr
+                              : (const void *)&((struct sockaddr_in6 *)pick->ai_addr)->sin6_addr;
+        if (inet_ntop(pick->ai_family, src, ip, sizeof(ip))) {
+          snprintf(a, sizeof(a), "/%s/%s/tcp/%d/p2p/%s", pick->ai_family == AF_INET ? "ip4" : "ip6", ip, port,
+                   h->relay_id);
+          add_relay_addr(h, a);
+        }
+      }
+      freeaddrinfo(res);
+    }
+  }
+  char a[256];
+  for (size_t i = 0; goop_host_announce_addr(h->relay_host, i, a, sizeof(a)) > 0; i++)
+    add_relay_addr(h, a);
+}
+
+static int start_relay(struct rdv_host *h, const goop_config *cfg, char *err, size_t errlen) {
+  int port = (int)geti(cfg, "presence.relay_port");
+  char *path = goop_config_resolve_path(cfg, "presence.relay_key_file");
+  if (!path) {
+    snprintf(err, errlen, "relay: out of memory");
+    return -1;
+  }
+  goop_identity *id = NULL;
+  bool created = false;
+  char kerr[512];
+  int rc = goop_identity_load_or_create(path, &id, &created, kerr, sizeof(kerr));
+  free(path);
+  if (rc != 0) {
+    snprintf(err, errlen, "relay: %s", kerr);
+    return -1;
+  }
+  goop_host_config *hc = NULL;
+  if (goop_host_config_new(&hc) == 0)
+    (void)goop_host_config_set_agent(hc, "goop2-relay/" GOOP_VERSION_STRING);
+  rc = goop_host_new(h->ctx, id, hc, &h->relay_host);
+  goop_host_config_free(hc);
+  goop_identity_free(id);
+  if (rc != 0) {
+    snprintf(err, errlen, "relay: cannot create the host: %s", goop_strerror(rc));
+    return -1;
+  }
+  goop_peer_id pid;
+  goop_host_peer_id(h->relay_host, &pid);
+  (void)goop_peer_id_to_string(&pid, h->relay_id, sizeof(h->relay_id));
+  char ma[64];
+  snprintf(ma, sizeof(ma), "/ip4/0.0.0.0/tcp/%d", port);
+  rc = goop_host_listen(h->relay_host, ma);
+  if (rc != 0) {
+    snprintf(err, errlen, "relay: cannot listen on TCP port %d: %s (presence.relay_port)", port,
+             goop_strerror(rc));
+    return -1;
+  }
+  snprintf(ma, sizeof(ma), "/ip6/::/tcp/%d", port);
+  (void)goop_host_listen(h->relay_host, ma); /* IPv6 is optional */
+  struct goop_relay_limits l;
+  relay_limits(cfg, &l);
+  rc = goop_relay_new(h->relay_host, &l, &h->relay);
+  if (rc != 0) {
+    snprintf(err, errlen, "relay: %s", goop_strerror(rc));
+    return -1;
+  }
+  build_relay_addrs(h, goop_config_get_string(cfg, "presence.external_url"), port);
+  return 0;
+}
+
+#else
+static int start_relay(struct rdv_host *h, const goop_config *cfg, char *err, size_t errlen) {
+  (void)h;
+  (void)cfg;
+  snprintf(err, errlen, "presence.relay_port: this build has no relay");
+  return -1;
+}
+#endif
+
+static int load_opts(struct rdv_host *h, const goop_config *cfg, struct opts_store *st, char *err,
+                     size_t errlen) {
+  memset(st, 0, sizeof(*st));
+  struct rdv_server_opts *o = &st->o;
+  o->bind = goop_config_get_string(cfg, "presence.rendezvous_bind");
+  o->port = (int)geti(cfg, "presence.rendezvous_port");
+  if (o->port < 1 || o->port > 65535) {
+    snprintf(err, errlen, "presence.rendezvous_port must be 1..65535");
+    return -1;
+  }
+  o->admin_password = goop_config_get_string(cfg, "presence.admin_password");
+  o->external_url = goop_config_get_string(cfg, "presence.external_url");
+  if (goop_config_get_string(cfg, "presence.peer_db_path")[0]) {
+    st->db = goop_config_resolve_path(cfg, "presence.peer_db_path");
+    if (st->db)
+      make_parent(st->db);
+  }
+  o->peer_db_path = st->db;
+  goop__rdv_limits_default(&st->limits);
+  st->limits.sse_total = (size_t)geti(cfg, "presence.rendezvous_max_subscribers");
+  st->limits.sse_per_ip = (size_t)geti(cfg, "presence.rendezvous_max_subscribers_per_ip");
+  st->limits.queue_msgs = (size_t)geti(cfg, "presence.rendezvous_subscriber_queue");
+  st->limits.publish_rate = (unsigned)geti(cfg, "presence.rendezvous_publish_per_minute");
+  st->limits.publish_window_ms = 60000;
+  st->limits.max_peers = (size_t)geti(cfg, "presence.rendezvous_max_peers");
+  o->limits = &st->limits;
+  size_t n = goop_config_get_strv_len(cfg, "presence.rendezvous_trusted_proxies");
+  if (n) {
+    st->proxies = calloc(n, sizeof(*st->proxies));
+    if (!st->proxies) {
+      snprintf(err, errlen, "out of memory");
+      free(st->db);
+      return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+      st->proxies[i] = goop_config_get_strv(cfg, "presence.rendezvous_trusted_proxies", i);
+  }
+  o->trusted_proxies = st->proxies;
+  o->n_trusted_proxies = n;
+  if (h->relay) {
+    o->relay_peer_id = h->relay_id;
+    o->relay_addrs = (const char *const *)h->relay_addrs;
+    o->n_relay_addrs = h->n_relay_addrs;
+  }
+#ifdef GOOP_CLI_HAVE_RELAY
+  o->metrics_hook = metrics_hook;
+#endif
+  o->metrics_ud = h;
+  return 0;
+}
+
+static void free_opts(struct opts_store *st) {
+  free(st->proxies);
+  free(st->db);
+}
+
+int rdv_host_start(goop_ctx *ctx, const goop_config *cfg, struct rdv_host **ret, char *err, size_t errlen) {
+  *ret = NULL;
+  struct rdv_host *h = calloc(1, sizeof(*h));
+  if (!h) {
+    snprintf(err, errlen, "out of memory");
+    return -1;
+  }
+  h->ctx = ctx;
+  if (geti(cfg, "presence.relay_port") > 0 && start_relay(h, cfg, err, errlen) != 0) {
+    rdv_host_free(h);
+    return -1;
+  }
+  struct opts_store st;
+  if (load_opts(h, cfg, &st, err, errlen) != 0) {
+    rdv_host_free(h);
+    return -1;
+  }
+  int rc = rdv_server_new(goop_ctx_get_base(ctx), &st.o, &h->srv, err, errlen);
+  free_opts(&st);
+  if (rc != 0) {
+    rdv_host_free(h);
+    return -1;
+  }
+  if (h->relay) {
+    rdv_server_log(h->srv, "relay %s on TCP port %d", h->relay_id, (int)geti(cfg, "presence.relay_port"));
+    for (size_t i = 0; i < h->n_relay_addrs; i++)
+      rdv_server_log(h->srv, "relay address %s", h->relay_addrs[i]);
+  }
+  *ret = h;
+  return 0;
+}
+
+void rdv_host_reload(struct rdv_host *h, const goop_config *cfg) {
+#ifdef GOOP_CLI_HAVE_RELAY
+  if (h->relay) {
+    struct goop_relay_limits l;
+    relay_limits(cfg, &l);
+    (void)goop_relay_set_limits(h->relay, &l);
+    build_relay_addrs(h, goop_config_get_string(cfg, "presence.external_url"),
+                      (int)geti(cfg, "presence.relay_port"));
+  }
+#endif
+  struct opts_store st;
+  char err[512];
+  if (load_opts(h, cfg, &st, err, sizeof(err)) != 0) {
+    rdv_server_log(h->srv, "reload failed, keeping the old settings: %s", err);
+    return;
+  }
+  rdv_server_reload(h->srv, &st.o);
+  free_opts(&st);
+}
+
+int rdv_host_port(const struct rdv_host *h) {
+  return rdv_server_port(h->srv);
+}
+
+void rdv_host_free(struct rdv_host *h) {
+  if (!h)
+    return;
+  rdv_server_free(h->srv);
+#ifdef GOOP_CLI_HAVE_RELAY
+  if (h->relay)
+    goop_relay_free(h->relay);
+#endif
+  goop_host_free(h->relay_host);
+  free_relay_addrs(h);
+  free(h);
+}
