@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "rendezvous/rdv-client.h"
+#include "rendezvous/rdv-host.h"
 #include "viewer/peers.h"
 #include "viewer/routes-site.h"
 #include "viewer/viewer.h"
@@ -26,6 +27,7 @@ static const char usage_text[] =
     "  peer DIR        run the peer in DIR (created with defaults if missing)\n"
     "  id DIR          print the Peer ID of the peer in DIR (creates nothing)\n"
     "  ping ADDR       ping a libp2p peer at multiaddr ADDR (e.g. /ip4/1.2.3.4/tcp/4001/p2p/12D3KooW...)\n"
+    "  rendezvous DIR  run only the rendezvous server (and relay) configured in DIR/goop.json\n"
     "\n"
     "Options:\n"
     "  -dir DIR, --dir DIR   peer directory (\"goop2 -dir DIR\" = \"goop2 peer DIR\")\n"
@@ -66,6 +68,38 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
   (void)arg;
   fprintf(stderr, "goop2: %s received, shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
   event_base_loopbreak(loop_base);
+}
+
+/* SIGHUP: reload the limits of the hosted rendezvous server from goop.json. */
+static struct rdv_host *rdv_local;
+
+static void on_sighup(evutil_socket_t sig, short what, void *arg) {
+  (void)sig;
+  (void)what;
+  const goop_config *cur = arg;
+  if (!rdv_local)
+    return;
+  const char *dir = goop_config_base_dir(cur);
+  char path[4096];
+  snprintf(path, sizeof(path), "%s/goop.json", dir ? dir : ".");
+  goop_config *cfg = NULL;
+  char err[GOOP_ERRBUF_SIZE];
+  if (goop_config_load(path, &cfg, err, sizeof(err)) != 0) {
+    fprintf(stderr, "goop2: SIGHUP: keeping the old settings: %s\n", err);
+    return;
+  }
+  rdv_host_reload(rdv_local, cfg);
+  goop_config_free(cfg);
+  fprintf(stderr, "goop2: SIGHUP: rendezvous settings reloaded\n");
+}
+
+/* The rendezvous bind address as shown in a URL. */
+static const char *rdv_shown_bind(const goop_config *cfg) {
+  static char buf[80];
+  const char *b = goop_config_get_string(cfg, "presence.rendezvous_bind");
+  bool any = !b || !b[0] || strcmp(b, "0.0.0.0") == 0 || strcmp(b, "::") == 0;
+  snprintf(buf, sizeof(buf), strchr(any ? "" : b, ':') ? "[%s]" : "%s", any ? "127.0.0.1" : b);
+  return buf;
 }
 
 /* ---- web viewer (cli/viewer/) ---- */
@@ -192,8 +226,10 @@ static int start_site(goop_config *cfg, goop_host *host) {
   return 0;
 }
 
-/* ---- rendezvous server on the WAN (presence.rendezvous_wan; http:// only so far) ---- */
-static struct rdv_client *rdv_wan;
+/* ---- rendezvous servers: the one this process hosts and presence.rendezvous_wan ---- */
+#define RDV_MAX_CLIENTS 2
+static struct rdv_client *rdv_clients[RDV_MAX_CLIENTS];
+static size_t rdv_n_clients;
 static goop_host *rdv_wan_host;
 static bool rdv_wan_announced;
 static const char *rdv_wan_self;
@@ -225,22 +261,41 @@ static void rdv_wan_msg(const struct goop_presence_msg *m, void *ud) {
   }
 }
 
-static void start_rdv_wan(goop_config *cfg, goop_host *host, const char *pid) {
-  const char *url = goop_config_get_string(cfg, "presence.rendezvous_wan");
-  if (!url || !url[0])
-    return;
+static void start_rdv_client(const char *url, const char *what) {
   char err[256];
+  struct rdv_client *c = NULL;
+  if (rdv_n_clients < RDV_MAX_CLIENTS &&
+      rdv_client_new(loop_base, url, rdv_wan_self, rdv_wan_msg, NULL, &c, err, sizeof(err)) == 0) {
+    rdv_clients[rdv_n_clients++] = c;
+    printf("  %s: %s\n", what, url);
+  } else {
+    fprintf(stderr, "goop2: rendezvous %s disabled: %s\n", url, err);
+  }
+}
+
+/* Clients for the server we host (always over loopback) and for presence.rendezvous_wan. */
+static void start_rdv_clients(goop_config *cfg, goop_host *host, const char *pid) {
   rdv_wan_host = host;
   rdv_wan_self = pid;
-  if (rdv_client_new(loop_base, url, pid, rdv_wan_msg, NULL, &rdv_wan, err, sizeof(err)) == 0)
-    printf("  WAN bridge: %s\n", url);
-  else
-    fprintf(stderr, "goop2: rendezvous disabled: %s\n", err);
+  if (rdv_local) {
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", rdv_host_port(rdv_local));
+    start_rdv_client(url, "Rendezvous (hosted)");
+  }
+  const char *url = goop_config_get_string(cfg, "presence.rendezvous_wan");
+  if (url && url[0])
+    start_rdv_client(url, "WAN bridge");
+}
+
+static void free_rdv_clients(void) {
+  for (size_t i = 0; i < rdv_n_clients; i++)
+    rdv_client_free(rdv_clients[i]);
+  rdv_n_clients = 0;
 }
 
 /* Called with the fields of every presence announcement (heartbeat). */
 static void rdv_wan_publish(const struct goop_presence_info *info) {
-  if (!rdv_wan)
+  if (!rdv_n_clients)
     return;
   char addrs[GOOP_PRESENCE_MAX_ADDRS][256];
   char *ptrs[GOOP_PRESENCE_MAX_ADDRS];
@@ -265,16 +320,16 @@ static void rdv_wan_publish(const struct goop_presence_info *info) {
       .addrs = ptrs,
       .n_addrs = n,
       .ts = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000};
-  rdv_client_publish(rdv_wan, &m);
+  for (size_t i = 0; i < rdv_n_clients; i++)
+    rdv_client_publish(rdv_clients[i], &m);
   rdv_wan_announced = true;
 }
 
 /* Tell the server we leave (sent during stop_presence()'s last loop run). */
 static void rdv_wan_offline(void) {
-  if (!rdv_wan)
-    return;
   struct goop_presence_msg m = {.type = GOOP_PRESENCE_OFFLINE, .peer_id = (char *)rdv_wan_self};
-  rdv_client_publish(rdv_wan, &m);
+  for (size_t i = 0; i < rdv_n_clients; i++)
+    rdv_client_publish(rdv_clients[i], &m);
 }
 
 /* ---- presence (GossipSub) ---- */
@@ -395,7 +450,7 @@ static int run_host(goop_config *cfg, goop_identity *id, const char *pid) {
   int ret = 1;
   goop_ctx *ctx = NULL;
   goop_host *host = NULL;
-  struct event *sigint = NULL, *sigterm = NULL;
+  struct event *sigint = NULL, *sigterm = NULL, *sighup = NULL;
   loop_base = event_base_new();
   if (!loop_base || goop_ctx_new(loop_base, &ctx) != 0) {
     fail("%s", "cannot create the event loop");
@@ -405,11 +460,30 @@ static int run_host(goop_config *cfg, goop_identity *id, const char *pid) {
   /* Signals first: a SIGTERM right after the banner must stop the peer cleanly. */
   sigint = evsignal_new(loop_base, SIGINT, on_signal, NULL);
   sigterm = evsignal_new(loop_base, SIGTERM, on_signal, NULL);
-  if (!sigint || !sigterm || event_add(sigint, NULL) || event_add(sigterm, NULL)) {
+  sighup = evsignal_new(loop_base, SIGHUP, on_sighup, cfg);
+  if (!sigint || !sigterm || !sighup || event_add(sigint, NULL) || event_add(sigterm, NULL) ||
+      event_add(sighup, NULL)) {
     fail("%s", "cannot install signal handlers");
     goto out;
   }
-  int rc = goop_host_new(ctx, id, NULL, &host);
+  int rc;
+  if (goop_config_get_bool(cfg, "presence.rendezvous_host")) {
+    char err[512];
+    if (rdv_host_start(ctx, cfg, &rdv_local, err, sizeof(err)) != 0) {
+      fail("rendezvous server: %s", err);
+      goto out;
+    }
+    printf("  Rendezvous server: http://%s:%d\n", rdv_shown_bind(cfg), rdv_host_port(rdv_local));
+  }
+  if (goop_config_get_bool(cfg, "presence.rendezvous_only")) {
+    /* No libp2p node, site, presence or discovery: only the server (and its relay). */
+    printf("  Mode: rendezvous only (presence.rendezvous_only)\n");
+    fflush(stdout);
+    event_base_dispatch(loop_base);
+    ret = 0;
+    goto out;
+  }
+  rc = goop_host_new(ctx, id, NULL, &host);
   if (rc) {
     fail("cannot create the libp2p host: %s", goop_strerror(rc));
     goto out;
@@ -423,10 +497,13 @@ static int run_host(goop_config *cfg, goop_identity *id, const char *pid) {
     goto out;
   if (start_site(cfg, host) != 0)
     goto out;
-  start_rdv_wan(cfg, host, pid); /* before presence: its first announcement is published too */
+  start_rdv_clients(cfg, host, pid); /* before presence: its first announcement is published too */
   if (start_presence(cfg, host) != 0)
     goto out;
-  start_mdns(cfg, host);
+  if (goop_config_get_bool(cfg, "p2p.mdns"))
+    start_mdns(cfg, host);
+  else
+    printf("  mDNS: off (p2p.mdns)\n");
   printf("  Listening:\n");
   char a[256];
   for (size_t i = 0; goop_host_announce_addr(host, i, a, sizeof(a)) > 0; i++)
@@ -448,8 +525,7 @@ static int run_host(goop_config *cfg, goop_identity *id, const char *pid) {
   stop_presence();
   ret = 0;
 out:
-  rdv_client_free(rdv_wan); /* before the host */
-  rdv_wan = NULL;
+  free_rdv_clients(); /* before the host */
   goop_mdns_free(mdns); /* before the host it dials with */
   mdns = NULL;
   goop_presence_free(presence);
@@ -461,6 +537,10 @@ out:
   goop_site_free(peer_site); /* before the host it serves on */
   peer_site = NULL;
   goop_host_free(host);
+  rdv_host_free(rdv_local);
+  rdv_local = NULL;
+  if (sighup)
+    event_free(sighup);
   if (sigint)
     event_free(sigint);
   if (sigterm)
@@ -622,6 +702,35 @@ static int cmd_peer(const char *dir) {
   return rc;
 }
 
+/* `goop2 rendezvous DIR`: only the rendezvous server (and its relay), whatever the flags say. */
+static int cmd_rendezvous(const char *dir) {
+  if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+    return fail("cannot create %s: %s", dir, strerror(errno));
+  size_t n = strlen(dir) + sizeof("/goop.json");
+  char *path = malloc(n);
+  if (!path)
+    return fail("%s", "out of memory");
+  snprintf(path, n, "%s/goop.json", dir);
+  char err[GOOP_ERRBUF_SIZE] = "";
+  goop_config *cfg = NULL;
+  bool created = false;
+  int rc = goop_config_ensure(path, &cfg, &created, err, sizeof(err));
+  if (rc < 0) {
+    free(path);
+    return fail("Failed to load config: %s", err[0] ? err : goop_strerror(rc));
+  }
+  /* Forced after validation, as Goop² does: relay_port > 0 still needs rendezvous_host in the file. */
+  (void)goop_config_set_bool(cfg, "presence.rendezvous_host", true);
+  (void)goop_config_set_bool(cfg, "presence.rendezvous_only", true);
+  printf("Goop\xc2\xb2 rendezvous\n");
+  printf("  Config:    %s%s\n", path, created ? " (created with defaults)" : "");
+  fflush(stdout);
+  free(path);
+  rc = run_host(cfg, NULL, NULL);
+  goop_config_free(cfg);
+  return rc;
+}
+
 /* Print the Peer ID of the peer in |dir| without creating anything. */
 static int cmd_id(const char *dir) {
   struct stat st;
@@ -734,7 +843,7 @@ int main(int argc, char **argv) {
     }
     return cmd_ping(dir_arg, count);
   }
-  if (cmd && strcmp(cmd, "peer") != 0 && strcmp(cmd, "id") != 0) {
+  if (cmd && strcmp(cmd, "peer") != 0 && strcmp(cmd, "id") != 0 && strcmp(cmd, "rendezvous") != 0) {
     fprintf(stderr, "Error: unknown command '%s'\n", cmd);
     usage(stderr);
     return 1;
@@ -757,5 +866,7 @@ int main(int argc, char **argv) {
   }
   if (cmd && strcmp(cmd, "id") == 0)
     return cmd_id(dir);
+  if (cmd && strcmp(cmd, "rendezvous") == 0)
+    return cmd_rendezvous(dir);
   return cmd_peer(dir);
 }

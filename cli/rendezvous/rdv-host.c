@@ -3,6 +3,7 @@
  */
 #include "rdv-host.h"
 #include "rdv-server.h"
+#include "rdv-templates.h"
 
 #include <arpa/inet.h>
 #include <event2/event.h>
@@ -39,6 +40,8 @@ struct opts_store {
   struct goop_rdv_limits limits;
   const char **proxies;
   char *db;
+  char **tdirs;
+  size_t n_tdirs;
 };
 
 /* mkdir -p of the directory holding |path| (peers.db's "data/" is usually new). */
@@ -245,6 +248,12 @@ static int start_relay(struct rdv_host *h, const goop_config *cfg, char *err, si
 }
 #endif
 
+static void free_opts(struct opts_store *st) {
+  free(st->proxies);
+  free(st->db);
+  rdv_templates_dirs_free(st->tdirs, st->n_tdirs);
+}
+
 static int load_opts(struct rdv_host *h, const goop_config *cfg, struct opts_store *st, char *err,
                      size_t errlen) {
   memset(st, 0, sizeof(*st));
@@ -293,12 +302,14 @@ static int load_opts(struct rdv_host *h, const goop_config *cfg, struct opts_sto
   o->metrics_hook = metrics_hook;
 #endif
   o->metrics_ud = h;
+  if (rdv_templates_config_dirs(cfg, &st->tdirs, &st->n_tdirs) != 0) {
+    snprintf(err, errlen, "out of memory");
+    free_opts(st);
+    return -1;
+  }
+  o->templates_dirs = (const char *const *)st->tdirs;
+  o->n_templates_dirs = st->n_tdirs;
   return 0;
-}
-
-static void free_opts(struct opts_store *st) {
-  free(st->proxies);
-  free(st->db);
 }
 
 int rdv_host_start(goop_ctx *ctx, const goop_config *cfg, struct rdv_host **ret, char *err, size_t errlen) {

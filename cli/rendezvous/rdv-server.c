@@ -3,6 +3,7 @@
  */
 #include "rdv-server.h"
 #include "../common/html.h"
+#include "rdv-templates.h"
 
 #include "internal.h"
 #include "viewer/mhd-libevent.h"
@@ -52,6 +53,7 @@ struct rdv_server {
   char *logs[LOG_LINES];
   size_t log_head, log_n;
   struct auth_fail fails[AUTH_FAIL_SLOTS];
+  struct rdv_templates *templates;
   struct stream *streams;
   struct goop_rdv_net *trusted;
   size_t n_trusted;
@@ -443,7 +445,9 @@ static enum MHD_Result h_index(struct rdv_server *s, struct MHD_Connection *c) {
     append_esc(&b, json_string_value(u));
     goop_buf_append_str(&b, "</code></li>\n");
   }
-  goop_buf_append_str(&b, "</ul></section>\n<footer><p>");
+  goop_buf_append_str(&b, "</ul></section>\n");
+  goop_buf_append_str(&b, rdv_templates_html(s->templates));
+  goop_buf_append_str(&b, "<footer><p>");
   append_fmt(&b, "%zu peers online", goop__rdv_peer_count(s->core));
   if (json_array_size(urls) > 0) {
     goop_buf_append_str(&b, " &middot; <code>");
@@ -613,6 +617,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     return reply(c, MHD_HTTP_OK, "text/plain; charset=utf-8", "ok", 2, NULL, NULL);
   if (publish)
     return reply_rejected(s, c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
+  if (rdv_templates_match(url))
+    return rdv_templates_serve(s->templates, c, url, method);
   bool known = strcmp(url, "/") == 0 || strcmp(url, "/events") == 0 || strcmp(url, "/relay") == 0 ||
                strcmp(url, "/admin") == 0 || strcmp(url, "/peers.json") == 0 ||
                strcmp(url, "/logs.json") == 0 || strcmp(url, "/metrics") == 0;
@@ -660,6 +666,10 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
   (void)cls;
   (void)fmt;
   (void)ap;
+}
+
+static void templates_log(void *ud, const char *msg) {
+  rdv_server_log(ud, "%s", msg);
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg) {
@@ -796,6 +806,7 @@ int rdv_server_new(struct event_base *base, const struct rdv_server_opts *o, str
     else
       rdv_server_log(s, "peers.db %s: %zu peers loaded", o->peer_db_path, goop__rdv_peer_count(s->core));
   }
+  (void)rdv_templates_load(o->templates_dirs, o->n_templates_dirs, NULL, templates_log, s, &s->templates);
   int fd = listen_socket(s->bind, o->port, &s->port, err, errlen);
   if (fd < 0)
     goto fail;
@@ -848,6 +859,7 @@ void rdv_server_reload(struct rdv_server *s, const struct rdv_server_opts *o) {
   struct goop_rdv_limits def;
   goop__rdv_limits_default(&def);
   goop__rdv_set_limits(s->core, o->limits ? o->limits : &def);
+  (void)rdv_templates_reload(&s->templates, o->templates_dirs, o->n_templates_dirs, NULL, templates_log, s);
   rdv_server_log(s, "configuration reloaded");
 }
 
@@ -874,6 +886,7 @@ void rdv_server_free(struct rdv_server *s) {
   if (s->tick)
     event_free(s->tick);
   goop__rdv_free(s->core);
+  rdv_templates_unref(s->templates);
   if (s->admin_password) {
     goop__wipe(s->admin_password, strlen(s->admin_password));
     free(s->admin_password);

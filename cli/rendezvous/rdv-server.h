@@ -19,6 +19,9 @@ struct rdv_server_opts {
   const char *external_url;             /* "" or NULL = derived from the interfaces */
   const char *peer_db_path;             /* "" or NULL = memory only */
   const struct goop_rdv_limits *limits; /* NULL = defaults */
+  /* Template store roots, later ones win (see rdv_templates_config_dirs()). */
+  const char *const *templates_dirs;
+  size_t n_templates_dirs;
   const char *const *trusted_proxies;   /* IPs / CIDR blocks whose X-Forwarded-For is believed */
   size_t n_trusted_proxies;
   /* GET /relay: the relay's peer ID and addresses (NULL/0 = 404, no relay). */
@@ -38,7 +41,8 @@ int rdv_server_new(struct event_base *base, const struct rdv_server_opts *o, str
 /* The bound TCP port. */
 int rdv_server_port(const struct rdv_server *s);
 /* Reload what can change at run time: limits, trusted proxies, admin password,
- * external URL, the /relay answer and the metrics hook. */
+ * external URL, the /relay answer and the metrics hook; and rebuild the
+ * template store (the new set replaces the old one once it is built). */
 void rdv_server_reload(struct rdv_server *s, const struct rdv_server_opts *o);
 /* Add a line to the /logs.json ring (also printed to stderr). */
 void rdv_server_log(struct rdv_server *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

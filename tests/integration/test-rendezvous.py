@@ -223,6 +223,113 @@ def two_peers():
     stop(p)
 
 
+def wait_health(port, limit_s=15):
+    end = time.time() + limit_s
+    while time.time() < end:
+        try:
+            if req(port, "GET", "/healthz")[0] == 200:
+                return True
+        except OSError:
+            pass
+        time.sleep(0.1)
+    return False
+
+
+def hosted():
+    """presence.rendezvous_host: the server runs inside a goop2 peer; `goop2 rendezvous DIR`."""
+    port = free_port()
+    views = [free_port(), free_port()]
+    procs = []
+    for i, name in enumerate(("host", "guest")):
+        pd = os.path.join(TMP, "hosted-" + name)
+        os.makedirs(pd, exist_ok=True)
+        pres = {"heartbeat_seconds": 1}
+        if name == "host":
+            pres.update({"rendezvous_host": True, "rendezvous_port": port, "admin_password": "pw"})
+        else:
+            pres["rendezvous_wan"] = "http://127.0.0.1:%d" % port
+        cfg = {"profile": {"label": "hosted-" + name}, "viewer": {"http_addr": "127.0.0.1:%d" % views[i]},
+               "p2p": {"mdns": False}, "presence": pres}
+        with open(os.path.join(pd, "goop.json"), "w") as f:
+            json.dump(cfg, f)
+        log = open(os.path.join(pd, "goop2.log"), "ab")
+        pr = subprocess.Popen([GOOP2, "-dir", pd], stdout=log, stderr=log)
+        PROCS.append(pr)
+        procs.append(pr)
+        if name == "host":
+            ok(wait_health(port), "rendezvous_host: the peer serves /healthz on rendezvous_port")
+    found = False
+    end = time.time() + 20
+    while time.time() < end and not found:
+        a = [e.get("Content") for e in api_peers(views[0])]
+        b = [e.get("Content") for e in api_peers(views[1])]
+        found = "hosted-guest" in a and "hosted-host" in b
+        time.sleep(0.2)
+    ok(found, "hosting peer and a WAN peer list each other", (api_peers(views[0]), api_peers(views[1])))
+    st, _, body = req(port, "GET", "/peers.json", headers=basic("admin", "pw"))
+    rows = json.loads(body) if st == 200 else []
+    ok(sorted(r.get("content") for r in rows) == ["hosted-guest", "hosted-host"],
+       "the hosting peer publishes to its own server over loopback", body)
+    # SIGHUP reloads the hosted server's settings (admin password removed → 403).
+    hd = os.path.join(TMP, "hosted-host", "goop.json")
+    cfg = json.load(open(hd))
+    cfg["presence"]["admin_password"] = ""
+    json.dump(cfg, open(hd, "w"))
+    procs[0].send_signal(signal.SIGHUP)
+    time.sleep(0.5)
+    st, _, _ = req(port, "GET", "/peers.json", headers=basic("admin", "pw"))
+    ok(st == 403, "SIGHUP reloads the hosted server (admin disabled)", st)
+    for pr in procs:
+        pr.send_signal(signal.SIGTERM)
+    codes = []
+    for pr in procs:
+        try:
+            codes.append(pr.wait(timeout=15))
+        except subprocess.TimeoutExpired:
+            pr.kill()
+            codes.append(None)
+    ok(codes == [0, 0], "hosting and guest peers exit 0 on SIGTERM", codes)
+
+    # rendezvous_only: no libp2p node, no viewer; the server alone.
+    od = os.path.join(TMP, "only")
+    os.makedirs(od, exist_ok=True)
+    oport = free_port()
+    json.dump({"presence": {"rendezvous_host": True, "rendezvous_only": True, "rendezvous_port": oport}},
+              open(os.path.join(od, "goop.json"), "w"))
+    log = open(os.path.join(od, "goop2.log"), "ab")
+    pr = subprocess.Popen([GOOP2, "-dir", od], stdout=log, stderr=log)
+    PROCS.append(pr)
+    ok(wait_health(oport), "rendezvous_only: server up")
+    out = open(os.path.join(od, "goop2.log"), "rb").read()
+    ok(b"Listening:" not in out and b"rendezvous only" in out, "rendezvous_only: no libp2p node started", out[-400:])
+    pr.send_signal(signal.SIGTERM)
+    ok(pr.wait(timeout=15) == 0, "rendezvous_only: SIGTERM exits 0")
+
+    # goop2 rendezvous DIR: forces both flags on a fresh directory.
+    rd = os.path.join(TMP, "cmd-rdv")
+    rport = free_port()
+    os.makedirs(rd, exist_ok=True)
+    json.dump({"presence": {"rendezvous_port": rport}}, open(os.path.join(rd, "goop.json"), "w"))
+    log = open(os.path.join(rd, "goop2.log"), "ab")
+    pr = subprocess.Popen([GOOP2, "rendezvous", rd], stdout=log, stderr=log)
+    PROCS.append(pr)
+    ok(wait_health(rport), "goop2 rendezvous DIR serves /healthz")
+    st, _, _ = publish(rport, {"type": "online", "peerId": "12D3KooWCmd", "content": "x"})
+    ok(st == 204, "goop2 rendezvous DIR accepts /publish", st)
+    pr.send_signal(signal.SIGTERM)
+    ok(pr.wait(timeout=15) == 0, "goop2 rendezvous DIR: SIGTERM exits 0")
+    ok(not os.path.exists(os.path.join(rd, "data", "identity.key")), "goop2 rendezvous DIR creates no peer identity")
+    # A busy port is a clear error.
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    json.dump({"presence": {"rendezvous_port": busy.getsockname()[1]}}, open(os.path.join(rd, "goop.json"), "w"))
+    r = subprocess.run([GOOP2, "rendezvous", rd], capture_output=True, timeout=20)
+    busy.close()
+    ok(r.returncode == 1 and b"rendezvous server" in r.stderr, "goop2 rendezvous: busy port → error, exit 1",
+       r.stderr[-300:])
+
+
 def main():
     d = os.path.join(TMP, "rdv")
     port = free_port()
@@ -433,6 +540,7 @@ def main():
 
     if GOOP2:
         two_peers()
+        hosted()
 
     # Usage errors.
     r = subprocess.run([RDV], capture_output=True)
