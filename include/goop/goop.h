@@ -8,6 +8,7 @@
 #include <goop/identity.h>
 #include <goop/presence.h>
 #include <goop/pubsub.h>
+#include <goop/relay.h>
 #include <goop/site.h>
 #include <goop/transport.h>
 #include <goop/version.h>
