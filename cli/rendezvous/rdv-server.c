@@ -33,6 +33,13 @@
 #define AUTH_FAIL_WINDOW_MS 60000
 #define HEADER_TIMEOUT_S 30 /* idle connection timeout (not SSE: those are suspended) */
 #define MAX_CONNS 1000000   /* also bounded by RLIMIT_NOFILE, see conn_limit() */
+/* A request (headers and body) must be in within this many seconds of the
+ * connection opening or the previous reply ending: MHD's idle timeout alone
+ * lets a client that sends one byte at a time (slowloris) stay forever. */
+#define REQUEST_DEADLINE_S 10
+/* Bytes of an oversize chunked /publish body read (and dropped) so the client
+ * still gets its 413; beyond this the connection is closed. */
+#define DISCARD_MAX (1u << 20)
 
 struct auth_fail {
   char ip[64];
@@ -55,11 +62,21 @@ struct rdv_server {
   struct auth_fail fails[AUTH_FAIL_SLOTS];
   struct rdv_templates *templates;
   struct stream *streams;
+  struct conn_slot *wait_head, *wait_tail; /* connections owing a request, by deadline */
+  struct event *sweep;
   struct goop_rdv_net *trusted;
   size_t n_trusted;
   char *relay_json; /* GET /relay body; NULL = 404 */
   void (*metrics_hook)(goop_buf *out, void *ud);
   void *metrics_ud;
+};
+
+/* A connection while it owes the server a complete request (see REQUEST_DEADLINE_S). */
+struct conn_slot {
+  struct conn_slot *prev, *next;
+  uint64_t deadline_ms; /* monotonic */
+  int fd;
+  bool listed;
 };
 
 /* One request: the body of a POST, or an SSE stream. */
@@ -79,6 +96,12 @@ struct stream {
   bool closing;
   struct stream *prev, *next;
 };
+
+static uint64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
 
 static uint64_t wall_ms(void) {
   struct timespec ts;
@@ -548,6 +571,85 @@ static enum MHD_Result h_metrics(struct rdv_server *s, struct MHD_Connection *c)
   return r;
 }
 
+/* ---- request deadline ---- */
+
+static void wait_del(struct rdv_server *s, struct conn_slot *k) {
+  if (!k->listed)
+    return;
+  if (k->prev)
+    k->prev->next = k->next;
+  else
+    s->wait_head = k->next;
+  if (k->next)
+    k->next->prev = k->prev;
+  else
+    s->wait_tail = k->prev;
+  k->prev = k->next = NULL;
+  k->listed = false;
+}
+
+/* (Re)start the deadline; every deadline is now + the same delay, so appending keeps the list sorted. */
+static void wait_add(struct rdv_server *s, struct conn_slot *k) {
+  wait_del(s, k);
+  k->deadline_ms = mono_ms() + REQUEST_DEADLINE_S * 1000u;
+  k->prev = s->wait_tail;
+  if (s->wait_tail)
+    s->wait_tail->next = k;
+  else
+    s->wait_head = k;
+  s->wait_tail = k;
+  k->listed = true;
+}
+
+static struct conn_slot *conn_slot_of(struct MHD_Connection *c) {
+  const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  return ci ? ci->socket_context : NULL;
+}
+
+static void on_conn(void *cls, struct MHD_Connection *c, void **socket_context,
+                    enum MHD_ConnectionNotificationCode code) {
+  struct rdv_server *s = cls;
+  struct conn_slot *k = *socket_context;
+  if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+    k = calloc(1, sizeof(*k));
+    *socket_context = k;
+    if (!k)
+      return; /* this connection then lives by MHD's idle timeout alone */
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    k->fd = ci ? ci->connect_fd : -1;
+    wait_add(s, k);
+  } else if (k) {
+    wait_del(s, k);
+    free(k);
+    *socket_context = NULL;
+  }
+}
+
+/* Connections past their deadline: shut the socket down; MHD then reads EOF and closes it. */
+static void on_sweep(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  struct rdv_server *s = arg;
+  uint64_t now = mono_ms();
+  bool any = false;
+  while (s->wait_head && s->wait_head->deadline_ms <= now) {
+    struct conn_slot *k = s->wait_head;
+    wait_del(s, k);
+    if (k->fd >= 0)
+      shutdown(k->fd, SHUT_RDWR);
+    any = true;
+  }
+  if (any)
+    mhd_ev_kick(s->ev);
+}
+
+static enum MHD_Result reply_too_large(struct rdv_server *s, struct MHD_Connection *c) {
+  goop__rdv_note_rejected(s->core);
+  static const char text[] = "request body too large\n";
+  return reply(c, MHD_HTTP_CONTENT_TOO_LARGE, "text/plain; charset=utf-8", text, sizeof(text) - 1,
+               MHD_HTTP_HEADER_CONNECTION, "close");
+}
+
 /* ---- dispatch ---- */
 
 static bool is_get(const char *m) {
@@ -560,6 +662,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   (void)version;
   struct rdv_server *s = cls;
   char ip[64];
+  if (*con_cls && *upload_data_size == 0) { /* the request is complete: its deadline is met */
+    struct conn_slot *k = conn_slot_of(c);
+    if (k)
+      wait_del(s, k);
+  }
   bool publish = strcmp(url, "/publish") == 0;
   if (publish && strcmp(method, MHD_HTTP_METHOD_POST) == 0) {
     struct req *rq = *con_cls;
@@ -570,19 +677,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
       rq->s = s;
       goop_buf_init(&rq->body, GOOP_RDV_MAX_BODY + 1);
       *con_cls = rq;
+      /* Too large by its Content-Length: answer before the body (MHD then closes the connection). */
       const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
       if (cl && strtoull(cl, NULL, 10) > GOOP_RDV_MAX_BODY)
-        rq->too_big = true;
+        return reply_too_large(s, c);
       return MHD_YES;
     }
     if (*upload_data_size > 0) {
       if (!rq->too_big && goop_buf_append(&rq->body, upload_data, *upload_data_size) != 0)
         rq->too_big = true;
+      if (rq->too_big) {
+        rq->ignored += *upload_data_size;
+        if (rq->ignored > DISCARD_MAX)
+          return MHD_NO; /* a chunked body without end */
+      }
       *upload_data_size = 0;
       return MHD_YES;
     }
     if (rq->too_big || rq->body.len > GOOP_RDV_MAX_BODY)
-      return reply_rejected(s, c, 413, "request body too large");
+      return reply_too_large(s, c);
     client_ip(s, c, ip, sizeof(ip));
     char err[GOOP_RDV_ERRBUF] = "";
     int rc = goop__rdv_publish(s->core, ip, rq->body.data ? (const char *)rq->body.data : "", rq->body.len,
@@ -597,7 +710,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   if (!*con_cls) {
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl && strtoull(cl, NULL, 10) > GOOP_RDV_MAX_BODY)
-      return reply_rejected(s, c, 413, "request body too large");
+      return reply_too_large(s, c);
     struct req *rq = calloc(1, sizeof(*rq));
     if (!rq)
       return MHD_NO;
@@ -651,9 +764,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode t) {
-  (void)cls;
-  (void)c;
-  (void)t;
+  struct rdv_server *s = cls;
+  struct conn_slot *k = conn_slot_of(c);
+  if (k && t == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+    wait_add(s, k); /* the next request on this connection has the same deadline */
   struct req *rq = *con_cls;
   if (rq) {
     goop_buf_free(&rq->body);
@@ -814,7 +928,8 @@ int rdv_server_new(struct event_base *base, const struct rdv_server_opts *o, str
                           on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_LISTEN_SOCKET,
                           fd, MHD_OPTION_CONNECTION_LIMIT, conn_limit(), MHD_OPTION_CONNECTION_TIMEOUT,
                           (unsigned)HEADER_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64u << 10),
-                          MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
+                          MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
+                          on_conn, s, MHD_OPTION_END);
   if (!s->d) {
     close(fd);
     snprintf(err, errlen, "rendezvous: cannot start the HTTP server");
@@ -822,7 +937,9 @@ int rdv_server_new(struct event_base *base, const struct rdv_server_opts *o, str
   }
   s->ev = mhd_ev_new(base, s->d);
   s->tick = evtimer_new(base, on_tick, s);
-  if (!s->ev || !s->tick) {
+  s->sweep = event_new(base, -1, EV_PERSIST, on_sweep, s);
+  struct timeval second = {1, 0};
+  if (!s->ev || !s->tick || !s->sweep || event_add(s->sweep, &second) != 0) {
     snprintf(err, errlen, "rendezvous: cannot attach the HTTP server to the event loop");
     goto fail;
   }
@@ -885,6 +1002,8 @@ void rdv_server_free(struct rdv_server *s) {
   }
   if (s->tick)
     event_free(s->tick);
+  if (s->sweep)
+    event_free(s->sweep);
   goop__rdv_free(s->core);
   rdv_templates_unref(s->templates);
   if (s->admin_password) {
