@@ -268,26 +268,38 @@ int peers_upsert(struct peers *p, const char *id, const struct peer_info *info) 
   return 0;
 }
 
-int peers_connected(struct peers *p, const char *id, const char *addr) {
+int peers_connected(struct peers *p, const char *id, const char *addr, bool relayed) {
   struct peer_entry *e = get_or_add(p, id);
   if (!e)
     return -1;
   e->conns++;
+  if (relayed)
+    e->relayed++;
   (void)add_addr(e, addr);
   touch(e);
   emit(p, PEERS_EVENT_UPDATE, e->id, e);
   return 0;
 }
 
-void peers_disconnected(struct peers *p, const char *id) {
+void peers_disconnected(struct peers *p, const char *id, bool relayed) {
   size_t i = find(p, id);
   if (i == (size_t)-1)
     return;
   struct peer_entry *e = p->v[i];
   if (e->conns)
     e->conns--;
+  if (relayed && e->relayed)
+    e->relayed--;
   if (!e->conns && e->present)
     touch(e); /* the TTL runs from the end of the connection */
+  else if (e->present)
+    emit(p, PEERS_EVENT_UPDATE, e->id, e); /* the kind of connection may have changed */
+}
+
+const char *peers_conn_kind(const struct peer_entry *e) {
+  if (!e->conns)
+    return "none";
+  return e->conns > e->relayed ? "direct" : "relayed";
 }
 
 int peers_set_label(struct peers *p, const char *id, const char *label) {
@@ -356,9 +368,9 @@ void peers_format_time(int64_t unix_ms, char *buf, size_t len) {
 json_t *peers_entry_json(const struct peer_entry *e) {
   char ts[48];
   peers_format_time(e->last_seen_ms, ts, sizeof(ts));
-  return json_pack("{s:s, s:s, s:s, s:s, s:b, s:b, s:s}", "ID", e->id, "Content", e->label, "Email", e->email,
-                   "AvatarHash", e->avatar_hash, "VideoDisabled", e->video_disabled, "Verified", e->verified,
-                   "LastSeen", ts);
+  return json_pack("{s:s, s:s, s:s, s:s, s:b, s:b, s:s, s:s}", "ID", e->id, "Content", e->label, "Email",
+                   e->email, "AvatarHash", e->avatar_hash, "VideoDisabled", e->video_disabled, "Verified",
+                   e->verified, "LastSeen", ts, "Conn", peers_conn_kind(e));
 }
 
 static int by_id(const void *a, const void *b) {

@@ -37,6 +37,7 @@ struct peer_entry {
   bool present;          /* listed and announced; false for bootstrap-only entries */
   bool pinned;           /* from p2p.bootstrap: kept (not listed) after pruning */
   unsigned conns;        /* live connections */
+  unsigned relayed;      /* of which through a circuit relay */
   uint64_t seen_mono_ms; /* monotonic time of last_seen */
 };
 
@@ -65,9 +66,12 @@ void peers_remove_listener(struct peers *p, peers_listener fn, void *ud);
 
 /* A presence message (or equivalent) for |id|: present now, fields updated, event "update". */
 int peers_upsert(struct peers *p, const char *id, const struct peer_info *info);
-/* A connection to |id| came up (|addr| may be NULL) / went down. */
-int peers_connected(struct peers *p, const char *id, const char *addr);
-void peers_disconnected(struct peers *p, const char *id);
+/* A connection to |id| came up (|addr| may be NULL; |relayed| when it runs
+ * through a circuit relay) / went down. */
+int peers_connected(struct peers *p, const char *id, const char *addr, bool relayed);
+void peers_disconnected(struct peers *p, const char *id, bool relayed);
+/* "direct" (some connection is direct), "relayed" (only relayed ones) or "none". */
+const char *peers_conn_kind(const struct peer_entry *e);
 /* Identify or a label fetch told us more. */
 int peers_set_label(struct peers *p, const char *id, const char *label);
 int peers_add_addr(struct peers *p, const char *id, const char *addr);
@@ -79,7 +83,7 @@ void peers_remove(struct peers *p, const char *id);
 const struct peer_entry *peers_get(const struct peers *p, const char *id);
 size_t peers_count(const struct peers *p); /* present entries */
 
-/* {"ID","Content","Email","AvatarHash","VideoDisabled","Verified","LastSeen"}; NULL on OOM. */
+/* {"ID","Content","Email","AvatarHash","VideoDisabled","Verified","LastSeen","Conn"}; NULL on OOM. */
 json_t *peers_entry_json(const struct peer_entry *e);
 /* Array of the present entries sorted by ID; NULL on OOM. */
 json_t *peers_list_json(const struct peers *p);

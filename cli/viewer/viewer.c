@@ -702,18 +702,20 @@ void viewer_on_connected(struct viewer *v, goop_conn *c) {
   conn_peer(c, id, sizeof(id));
   if (!id[0])
     return;
-  if (goop_conn_is_outbound(c))
-    (void)goop_conn_remote_addr(c, addr, sizeof(addr));
-  (void)peers_connected(v->peers, id, addr[0] ? addr : NULL);
+  (void)goop_conn_remote_addr(c, addr, sizeof(addr));
+  bool relayed = strstr(addr, "/p2p-circuit") != NULL;
+  /* Only outbound addresses are dialable; an inbound one has the remote's ephemeral port. */
+  (void)peers_connected(v->peers, id, goop_conn_is_outbound(c) && !relayed && addr[0] ? addr : NULL, relayed);
 }
 
 void viewer_on_disconnected(struct viewer *v, goop_conn *c) {
   if (!v)
     return;
-  char id[GOOP_PEER_ID_STR_MAX];
+  char id[GOOP_PEER_ID_STR_MAX], addr[256] = "";
   conn_peer(c, id, sizeof(id));
+  (void)goop_conn_remote_addr(c, addr, sizeof(addr));
   if (id[0])
-    peers_disconnected(v->peers, id);
+    peers_disconnected(v->peers, id, strstr(addr, "/p2p-circuit") != NULL);
 }
 
 struct label_fetch {

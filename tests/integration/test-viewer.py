@@ -454,8 +454,9 @@ def main():
     ok(got is not None and got[1]["type"] == "update" and got[1]["peer"]["ID"] == bob.id,
        "SSE update when bob connects", got)
     if got:
-        ok(set(got[1]["peer"]) == {"ID", "Content", "Email", "AvatarHash", "VideoDisabled", "Verified", "LastSeen"},
+        ok(set(got[1]["peer"]) == {"ID", "Content", "Email", "AvatarHash", "VideoDisabled", "Verified", "LastSeen", "Conn"},
            "update carries the peer row", got[1]["peer"])
+        ok(got[1]["peer"]["Conn"] == "direct", "a TCP connection is listed as Conn: direct", got[1]["peer"])
         ok(re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$", got[1]["peer"]["LastSeen"]) is not None,
            "LastSeen is RFC 3339")
     r, body = request(alice, "GET", "/api/peers")

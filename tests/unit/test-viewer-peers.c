@@ -49,7 +49,7 @@ static void test_events_and_ttl(void) {
   CHECK_INT_EQ(peers_upsert(p, ID_B, &info), 0);
   CHECK_INT_EQ(l.updates, 1);
   CHECK_STR_EQ(l.last, ID_B);
-  CHECK_INT_EQ(peers_connected(p, ID_A, "/ip4/127.0.0.1/tcp/1"), 0);
+  CHECK_INT_EQ(peers_connected(p, ID_A, "/ip4/127.0.0.1/tcp/1", false), 0);
   CHECK_INT_EQ(l.updates, 2);
   CHECK_INT_EQ(peers_count(p), 2);
 
@@ -62,7 +62,9 @@ static void test_events_and_ttl(void) {
   CHECK_STR_EQ(json_string_value(json_object_get(b, "AvatarHash")), "0123456789abcdef");
   CHECK(json_is_true(json_object_get(b, "Verified")));
   CHECK(json_is_false(json_object_get(b, "VideoDisabled")));
-  CHECK_INT_EQ(json_object_size(b), 7);
+  CHECK_INT_EQ(json_object_size(b), 8);
+  CHECK_STR_EQ(json_string_value(json_object_get(b, "Conn")), "none");
+  CHECK_STR_EQ(json_string_value(json_object_get(json_array_get(arr, 0), "Conn")), "direct");
   json_decref(arr);
 
   /* a bad avatar hash is ignored; a label update emits */
@@ -84,13 +86,38 @@ static void test_events_and_ttl(void) {
   peers_prune(p, t + 60000);
   CHECK_INT_EQ(l.removes, 1);
   /* after the disconnect the TTL runs */
-  peers_disconnected(p, ID_A);
+  peers_disconnected(p, ID_A, false);
   peers_prune(p, now_ms() + 1000);
   CHECK_INT_EQ(l.removes, 1);
   peers_prune(p, now_ms() + 2500);
   CHECK_INT_EQ(l.removes, 2);
   CHECK_INT_EQ(peers_count(p), 0);
 
+  peers_free(p);
+  event_base_free(base);
+}
+
+/* "Conn": relayed while only a circuit exists, direct once a direct connection joins (hole punch). */
+static void test_conn_kind(void) {
+  struct event_base *base = event_base_new();
+  struct peers *p = peers_new(base, 5);
+  struct log l = {0};
+  CHECK_INT_EQ(peers_add_listener(p, on_ev, &l), 0);
+  CHECK_INT_EQ(peers_upsert(p, ID_A, NULL), 0);
+  CHECK_STR_EQ(peers_conn_kind(peers_get(p, ID_A)), "none");
+  CHECK_INT_EQ(peers_connected(p, ID_A, NULL, true), 0);
+  CHECK_STR_EQ(peers_conn_kind(peers_get(p, ID_A)), "relayed");
+  CHECK_INT_EQ(peers_get(p, ID_A)->n_addrs, 0);
+  CHECK_INT_EQ(peers_connected(p, ID_A, "/ip4/198.51.100.7/tcp/4001", false), 0);
+  CHECK_STR_EQ(peers_conn_kind(peers_get(p, ID_A)), "direct");
+  int before = l.updates;
+  peers_disconnected(p, ID_A, true); /* the relayed one closes after the punch */
+  CHECK_STR_EQ(peers_conn_kind(peers_get(p, ID_A)), "direct");
+  CHECK(l.updates > before); /* listeners hear that the kind may have changed */
+  peers_disconnected(p, ID_A, false);
+  CHECK_STR_EQ(peers_conn_kind(peers_get(p, ID_A)), "none");
+  peers_disconnected(p, ID_A, true); /* unbalanced: no underflow */
+  CHECK_STR_EQ(peers_conn_kind(peers_get(p, ID_A)), "none");
   peers_free(p);
   event_base_free(base);
 }
@@ -106,9 +133,9 @@ static void test_pin_and_remove(void) {
   json_t *arr = peers_list_json(p);
   CHECK(json_array_size(arr) == 0);
   json_decref(arr);
-  CHECK_INT_EQ(peers_connected(p, ID_A, NULL), 0);
+  CHECK_INT_EQ(peers_connected(p, ID_A, NULL, false), 0);
   CHECK_INT_EQ(peers_get(p, ID_A)->n_addrs, 1);
-  peers_disconnected(p, ID_A);
+  peers_disconnected(p, ID_A, false);
   peers_prune(p, now_ms() + 5000);
   CHECK_INT_EQ(l.removes, 1);
   CHECK(peers_get(p, ID_A) != NULL); /* pinned: address kept */
@@ -195,6 +222,7 @@ static void test_form(void) {
 int main(void) {
   RUN(test_events_and_ttl);
   RUN(test_pin_and_remove);
+  RUN(test_conn_kind);
   RUN(test_time);
   RUN(test_parse_addr);
   RUN(test_form);
