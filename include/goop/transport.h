@@ -56,6 +56,7 @@ enum goop_host_option {
   GOOP_HOST_KEEPALIVE_TIMEOUT_MS = 8,   /* close when a keepalive ping is not answered (10000) */
   GOOP_HOST_STREAM_BUFFER = 9,          /* per-stream send buffer in bytes (256 KiB) */
   GOOP_HOST_MAX_WINDOW = 10,            /* largest yamux receive window (16 MiB) */
+  GOOP_HOST_HOLE_PUNCHING = 11,         /* DCUtR hole punching, dialling from the listen port (1; 0 = off) */
 };
 
 /** Set an option. GOOP_EINVAL for an unknown option or value out of range. Since: 0.1 */
@@ -132,10 +133,25 @@ GOOP_API int goop_host_listen_addr(const goop_host *host, size_t i, char *buf, s
 
 /**
  * The |i|-th address to announce: each listen address, with 0.0.0.0 / ::
- * expanded to the machine's interface addresses. Same return rules as
+ * expanded to the machine's interface addresses, then the confirmed observed
+ * addresses (goop_host_observed_addr()). Same return rules as
  * goop_host_listen_addr(). Since: 0.1
  */
 GOOP_API int goop_host_announce_addr(const goop_host *host, size_t i, char *buf, size_t buf_len);
+
+/**
+ * The |i|-th confirmed observed address: how peers see us, from the
+ * observedAddr of their identify responses (e.g. "/ip4/203.0.113.7/tcp/4001"
+ * behind a NAT). Observations over relayed connections and loopback or
+ * unspecified addresses are ignored; each peer counts for the last address it
+ * reported. An address is confirmed when at least 2 distinct peers report it,
+ * or 1 peer that is a circuit relay (it lists /libp2p/circuit/relay/0.2.0/hop
+ * in identify, e.g. the relay we hold a reservation with). Observations
+ * expire after an hour. goop_host_announce_addr() lists confirmed observed
+ * addresses after the listen addresses. Same return rules as
+ * goop_host_listen_addr(). Since: 0.1
+ */
+GOOP_API int goop_host_observed_addr(const goop_host *host, size_t i, char *buf, size_t buf_len);
 
 /* ---- peerstore ---------------------------------------------------------------- */
 

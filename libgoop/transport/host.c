@@ -30,6 +30,7 @@ static const uint64_t opt_default[GOOP_HOST_NOPTS] = {
     [GOOP_HOST_KEEPALIVE_TIMEOUT_MS] = 10000,
     [GOOP_HOST_STREAM_BUFFER] = 256u << 10,
     [GOOP_HOST_MAX_WINDOW] = 16u << 20,
+    [GOOP_HOST_HOLE_PUNCHING] = 1,
 };
 
 int goop_host_config_new(goop_host_config **ret) {
@@ -75,6 +76,10 @@ int goop_host_config_set(goop_host_config *cfg, enum goop_host_option opt, uint6
     break;
   case GOOP_HOST_MAX_WINDOW:
     if (value < GOOP_YAMUX_DEFAULT_WINDOW || value > (1u << 30))
+      return GOOP_EINVAL;
+    break;
+  case GOOP_HOST_HOLE_PUNCHING:
+    if (value > 1)
       return GOOP_EINVAL;
     break;
   default:
@@ -384,7 +389,9 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     goto out;
   }
   goop_conn *c;
-  if (goop__conn_new(h, pipe, false, NULL, &c) == 0) {
+  goop_peer_id punch_peer;
+  int role = goop__dcutr_accept_role(h, sa, &punch_peer);
+  if (goop__conn_new_role(h, pipe, false, role > 0, role >= 0 ? &punch_peer : NULL, &c) == 0) {
     c->counted_pending = true;
     h->n_pending_inbound++;
     goop__log_debug(h->ctx, "inbound connection from %s", addr);
@@ -507,7 +514,7 @@ int goop_host_announce_addr(const goop_host *host, size_t i, char *buf, size_t b
     }
     freeifaddrs(ifa);
   }
-  return GOOP_ENOENT;
+  return goop_host_observed_addr(host, i - k, buf, buf_len);
 }
 
 /* ---- dialling --------------------------------------------------------------------------------- */
@@ -590,7 +597,8 @@ static void attempt_event_cb(struct bufferevent *bev, short what, void *arg) {
       goto out;
     }
     goop_conn *c;
-    rc = goop__conn_new(h, pipe, true, a->dial->has_peer ? &a->dial->peer : NULL, &c);
+    bool initiator = a->dial->punch ? a->dial->initiator : true;
+    rc = goop__conn_new_role(h, pipe, true, initiator, a->dial->has_peer ? &a->dial->peer : NULL, &c);
     if (rc) {
       attempt_failed(a, rc);
       goto out;
@@ -605,6 +613,61 @@ out:
   goop__host_leave(h);
 }
 
+/*
+ * Connect |a| from the port of a listener of the same family: the socket is
+ * bound to the listener's address and port with SO_REUSEADDR + SO_REUSEPORT
+ * before connect(). A NAT then maps our outbound connections to the port peers
+ * observe (identify), and hole punching needs exactly that (DCUtR dials go
+ * out from the listen port; TCP simultaneous open needs both ends fixed).
+ * Returns 0 with the attempt linked and connecting, or GOOP_E* (nothing
+ * linked; the caller may fall back to an ordinary dial).
+ */
+static int connect_from_listen_port(struct goop__dial *d, struct goop__attempt *a) {
+  goop_host *h = d->host;
+  int family = a->sa.ss_family;
+  struct sockaddr_storage local;
+  socklen_t ll = 0;
+  for (size_t i = 0; i < h->n_listeners && !ll; i++) {
+    if (h->listeners[i].family != family)
+      continue;
+    ll = sizeof(local);
+    if (getsockname(evconnlistener_get_fd(h->listeners[i].l), (struct sockaddr *)&local, &ll) != 0)
+      ll = 0;
+  }
+  if (!ll)
+    return GOOP_ENOADDR;
+  evutil_socket_t fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return goop__from_errno(errno);
+  int one = 1;
+  (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  (void)setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+  if (family == AF_INET6)
+    (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+  if (bind(fd, (struct sockaddr *)&local, ll) != 0) {
+    int rc = goop__from_errno(errno);
+    close(fd);
+    return rc;
+  }
+  a->bev = bufferevent_socket_new(h->base, fd, BEV_OPT_CLOSE_ON_FREE);
+  if (!a->bev) {
+    close(fd);
+    return GOOP_ENOMEM;
+  }
+  /* The 4-tuple may be taken (a connection from the listen port to that
+   * address exists or lingers in TIME_WAIT): connect() then fails at once. */
+  if (bufferevent_socket_connect(a->bev, (struct sockaddr *)&a->sa, (int)a->sa_len) != 0) {
+    int e = EVUTIL_SOCKET_ERROR();
+    bufferevent_free(a->bev);
+    a->bev = NULL;
+    return e ? goop__from_errno(e) : GOOP_EADDRINUSE;
+  }
+  bufferevent_setcb(a->bev, NULL, NULL, attempt_event_cb, a);
+  a->next = d->attempts;
+  d->attempts = a;
+  return 0;
+}
+
 static int dial_start_attempt(struct goop__dial *d, const uint8_t *ma, size_t len) {
   goop_host *h = d->host;
   struct goop__attempt *a = calloc(1, sizeof(*a));
@@ -616,6 +679,15 @@ static int dial_start_attempt(struct goop__dial *d, const uint8_t *ma, size_t le
   if (goop__ma_to_sockaddr(ma, len, &a->sa, &a->sa_len, &p, &has) != 0) {
     free(a);
     return GOOP_ENOTSUP;
+  }
+  if (d->punch || goop__host_opt(h, GOOP_HOST_HOLE_PUNCHING)) {
+    int rc = connect_from_listen_port(d, a);
+    if (rc == 0)
+      return 0;
+    if (d->punch) {
+      free(a);
+      return rc;
+    }
   }
   a->bev = bufferevent_socket_new(h->base, -1, BEV_OPT_CLOSE_ON_FREE);
   if (!a->bev) {
@@ -694,7 +766,7 @@ int goop_host_connect(goop_host *host, const goop_peer_id *peer, uint32_t timeou
   if (c)
     return defer_connect(host, cb, user_data, 0, c);
   for (struct goop__dial *d = host->dials; d; d = d->next)
-    if (d->has_peer && goop_peer_id_equal(&d->peer, peer))
+    if (d->has_peer && !d->punch && goop_peer_id_equal(&d->peer, peer))
       return dial_add_req(d, cb, user_data);
   struct goop__peer *p = goop__peerstore_get(host, peer, false);
   if (p)
@@ -772,6 +844,34 @@ int goop_host_connect_addr(goop_host *host, const char *multiaddr, uint32_t time
   return rc;
 }
 
+int goop__host_dial_punch(goop_host *h, const goop_peer_id *peer, const uint8_t *const *mas,
+                          const size_t *lens, size_t n, bool initiator, uint32_t timeout_ms,
+                          goop_connect_cb cb, void *ud) {
+  if (h->free_requested)
+    return GOOP_ECANCELED;
+  struct goop__dial *d = dial_new(h, peer, timeout_ms);
+  if (!d)
+    return GOOP_ENOMEM;
+  d->punch = true;
+  d->initiator = initiator;
+  int rc = dial_add_req(d, cb, ud);
+  if (rc) {
+    dial_free(d);
+    return rc;
+  }
+  int started = 0, last = GOOP_ENOADDR;
+  for (size_t i = 0; i < n; i++) {
+    int r = dial_start_attempt(d, mas[i], lens[i]);
+    if (r == 0)
+      started++;
+    else
+      last = r;
+  }
+  if (!started)
+    dial_finish(d, last, NULL); /* the callback still runs later (deferred) */
+  return 0;
+}
+
 /* ---- connection table -------------------------------------------------------------------------- */
 
 /* Which of two connections to the same peer survives: the one dialled by the smaller Peer ID. */
@@ -800,8 +900,9 @@ void goop__host_conn_ready(goop_host *h, goop_conn *c) {
   }
   goop_conn *keep = c;
   if (other) {
-    int cmp = peer_id_cmp(dialer_of(h, c), dialer_of(h, other));
-    keep = cmp < 0 ? c : other;
+    keep = goop__dcutr_prefer(h, c, other);
+    if (!keep)
+      keep = peer_id_cmp(dialer_of(h, c), dialer_of(h, other)) < 0 ? c : other;
     goop_conn *lose = keep == c ? other : c;
     lose->draining = true;
     goop__log_debug(h->ctx, "two connections to one peer: keeping the %s one",
@@ -820,6 +921,8 @@ void goop__host_conn_ready(goop_host *h, goop_conn *c) {
     goop__host_emit(h, GOOP__EV_CONNECTED, c, 0);
   if (c->state == GOOP_CONN_READY)
     goop__services_start_identify(h, c);
+  if (c->state == GOOP_CONN_READY)
+    goop__dcutr_conn_ready(h, c);
 }
 
 void goop__host_conn_closed(goop_host *h, goop_conn *c, int reason, bool was_ready) {

@@ -166,10 +166,14 @@ static void apply_identify(goop_host *h, goop_conn *c, goop_identify *info, bool
     for (size_t i = 0; i < info->n_listen_addrs; i++)
       (void)goop__peerstore_add_bin(h, &remote, info->listen_addrs[i].data, info->listen_addrs[i].len,
                                     IDENTIFY_ADDR_TTL_S);
+  if (info->present & GOOP_ID_F_OBSERVED_ADDR)
+    goop__observed_record(h, c, info->observed_addr.data, info->observed_addr.len);
   if (!push) {
     c->identified = true;
     if (c->state == GOOP_CONN_READY)
       goop__host_emit(h, GOOP__EV_IDENTIFIED, c, 0);
+    if (c->state == GOOP_CONN_READY)
+      goop__dcutr_on_identified(h, c);
   }
 }
 
@@ -466,10 +470,13 @@ int goop__services_init(goop_host *h) {
     rc = goop_host_set_stream_handler(h, GOOP_PROTO_IDENTIFY_PUSH, identify_push_serve, NULL);
   if (!rc)
     rc = goop_host_set_stream_handler(h, GOOP_PROTO_PING, ping_serve, NULL);
+  if (!rc)
+    rc = goop__dcutr_init(h);
   return rc;
 }
 
 void goop__services_cancel(goop_host *h) {
+  goop__dcutr_free(h);
   while (h->pings) {
     struct goop__ping *p = h->pings;
     /* The stream goes with the host: do not touch it. */

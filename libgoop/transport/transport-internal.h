@@ -33,7 +33,7 @@
 #define GOOP_PIPE_HIGH_WATER (1u << 20)
 #define GOOP_PIPE_LOW_WATER (256u << 10)
 
-#define GOOP_HOST_NOPTS 11
+#define GOOP_HOST_NOPTS 12
 
 struct goop_host_config {
   uint64_t opt[GOOP_HOST_NOPTS];
@@ -261,6 +261,8 @@ struct goop__dial {
   bool has_peer;
   struct goop__connect_req *reqs;
   int n_attempts; /* TCP attempts still running */
+  bool punch;     /* hole-punch dial (dcutr.c): from the listen port only, never shared */
+  bool initiator; /* punch dials: the upgrade role DCUtR assigned */
   int last_err;
   struct event *timer;
   struct goop__dial *next, *prev;
@@ -322,6 +324,7 @@ struct goop_host {
   struct event *deferred_ev;
   int depth;
   bool free_requested;
+  struct goop__dcutr *dcutr; /* observed addresses and hole punching (dcutr.c) */
 };
 
 /* Re-entrancy guard: every libevent callback into host code brackets its work. */
@@ -372,5 +375,36 @@ int goop__peerstore_add_bin(struct goop_host *h, const goop_peer_id *id, const u
 int goop__services_init(struct goop_host *h);
 void goop__services_start_identify(struct goop_host *h, struct goop_conn *c);
 void goop__services_cancel(struct goop_host *h);
+
+/* ---- observed addresses and hole punching (dcutr.c) ----------------------------- */
+
+int goop__dcutr_init(struct goop_host *h);
+/* Host teardown: end every hole punch and free the state. */
+void goop__dcutr_free(struct goop_host *h);
+/* Identify over |c| said the remote sees us at |ma| (binary multiaddr). */
+void goop__observed_record(struct goop_host *h, struct goop_conn *c, const uint8_t *ma, size_t len);
+/* Identify over |c| finished: start DCUtR as B on an inbound relayed connection. */
+void goop__dcutr_on_identified(struct goop_host *h, struct goop_conn *c);
+/* Start DCUtR as B over |c| whatever carries it (also used by tests). 0 or GOOP_E*. */
+int goop__dcutr_start(struct goop_conn *c);
+/* Skip the exchange: punch now to |mas| in the role of B (server) or A (client)
+ * with |c| as the carrier; one attempt (tests of TCP simultaneous open). */
+int goop__dcutr_punch_now(struct goop_conn *c, bool is_b, const uint8_t *const *mas, const size_t *lens,
+                          size_t n);
+/* A connection became ready (called by host.c after its tie-break). */
+void goop__dcutr_conn_ready(struct goop_host *h, struct goop_conn *c);
+/* Which of two ready connections to one peer to keep when hole punching has a
+ * say (direct over relayed, a punched one over its carrier); NULL otherwise. */
+struct goop_conn *goop__dcutr_prefer(struct goop_host *h, struct goop_conn *a, struct goop_conn *b);
+/* An accepted socket from |sa|: -1 when no hole punch expects it, else the
+ * upgrade role (1 initiator, 0 responder) with the expected peer in |*ret_peer|. */
+int goop__dcutr_accept_role(struct goop_host *h, const struct sockaddr *sa, goop_peer_id *ret_peer);
+/* The connection runs over a relay (circuit). */
+bool goop__conn_relayed(const struct goop_conn *c);
+/* A dial from the listen port (SO_REUSEADDR + SO_REUSEPORT) to the binary
+ * multiaddrs |mas| with the upgrade role |initiator| (host.c). |cb| as for goop_host_connect(). */
+int goop__host_dial_punch(struct goop_host *h, const goop_peer_id *peer, const uint8_t *const *mas,
+                          const size_t *lens, size_t n, bool initiator, uint32_t timeout_ms,
+                          goop_connect_cb cb, void *ud);
 
 #endif
