@@ -109,13 +109,13 @@ static void test_hop_vectors(void) {
 }
 
 static void test_hop_round_trip(void) {
-  uint8_t addr[GOOP_RELAY_MAX_ADDRS][8];
+  uint8_t addr[GOOP_RELAY_MAX_ADDRS][GOOP_RELAY_MAX_ADDRS];
   goop_hop_msg a = {.has_type = true, .type = GOOP_HOP_STATUS, .has_status = true, .status = 204};
   a.peer.present = true;
   a.peer.id = (goop_relay_bytes){(const uint8_t *)"peer-id", 7};
   for (size_t i = 0; i < GOOP_RELAY_MAX_ADDRS; i++) {
     memset(addr[i], (int)i, sizeof(addr[i]));
-    a.peer.addrs[i] = (goop_relay_bytes){addr[i], sizeof(addr[i])};
+    a.peer.addrs[i] = (goop_relay_bytes){addr[i], 8};
     a.reservation.addrs[i] = (goop_relay_bytes){addr[i], i + 1};
   }
   a.peer.n_addrs = GOOP_RELAY_MAX_ADDRS;
