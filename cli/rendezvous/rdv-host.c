@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <event2/event.h>
 #ifdef GOOP_CLI_HAVE_RELAY
+#include "../common/relay-metrics.h"
 #include <goop/relay.h>
 #endif
 #include <netdb.h>
@@ -92,37 +93,10 @@ static void metrics_hook(goop_buf *out, void *ud) {
     return;
   struct goop_relay_stats st;
   goop_relay_get_stats(h->relay, &st);
-  static const struct {
-    const char *name, *type, *help;
-    size_t off;
-  } m[] = {
-      {"goop_relay_reservations", "gauge", "Reservations held now.",
-       offsetof(struct goop_relay_stats, reservations_active)},
-      {"goop_relay_reservations_accepted_total", "counter", "Reservations granted or refreshed.",
-       offsetof(struct goop_relay_stats, reservations_accepted)},
-      {"goop_relay_reservations_refused_total", "counter", "Reservations refused (limits).",
-       offsetof(struct goop_relay_stats, reservations_refused)},
-      {"goop_relay_circuits", "gauge", "Relayed connections open now.",
-       offsetof(struct goop_relay_stats, circuits_active)},
-      {"goop_relay_circuits_opened_total", "counter", "Relayed connections opened.",
-       offsetof(struct goop_relay_stats, circuits_opened)},
-      {"goop_relay_circuits_refused_total", "counter",
-       "Relayed connections refused (limits, no reservation, target unreachable).",
-       offsetof(struct goop_relay_stats, circuits_refused)},
-      {"goop_relay_circuits_limit_closed_total", "counter",
-       "Relayed connections ended by a duration or data limit.",
-       offsetof(struct goop_relay_stats, circuits_limit_closed)},
-      {"goop_relay_bytes_total", "counter", "Bytes relayed, both directions.",
-       offsetof(struct goop_relay_stats, bytes_relayed)},
-  };
-  for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
-    uint64_t v;
-    memcpy(&v, (const char *)&st + m[i].off, sizeof(v));
-    char line[512];
-    snprintf(line, sizeof(line), "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", m[i].name, m[i].help, m[i].name,
-             m[i].type, m[i].name, (unsigned long long)v);
-    (void)goop_buf_append_str(out, line);
-  }
+  char text[2048];
+  size_t n = relay_metrics_format(&st, text, sizeof(text));
+  if (n < sizeof(text))
+    (void)goop_buf_append(out, text, n);
 }
 
 static void add_relay_addr(struct rdv_host *h, const char *a) {
@@ -227,7 +201,8 @@ static int start_relay(struct rdv_host *h, const goop_config *cfg, char *err, si
     return -1;
   }
   snprintf(ma, sizeof(ma), "/ip6/::/tcp/%d", port);
-  (void)goop_host_listen(h->relay_host, ma); /* IPv6 is optional */
+  if (goop_host_listen(h->relay_host, ma) != 0) /* IPv6 is optional */
+    fprintf(stderr, "relay: no IPv6 listener on port %d\n", port);
   struct goop_relay_limits l;
   relay_limits(cfg, &l);
   rc = goop_relay_new(h->relay_host, &l, &h->relay);

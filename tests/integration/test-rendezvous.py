@@ -23,6 +23,7 @@ import time
 
 RDV = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else sys.exit("usage: test-rendezvous.py RDV [GOOP2]")
 GOOP2 = os.path.abspath(sys.argv[2]) if len(sys.argv) > 2 else None
+RELAY = os.path.join(os.path.dirname(RDV), "goop2-relay")  # built next to goop2-rendezvous
 TMP = tempfile.mkdtemp(prefix="goop-test-rdv-")
 PROCS = []
 N = 0
@@ -330,6 +331,80 @@ def hosted():
        r.stderr[-300:])
 
 
+def relay_server():
+    """relay_port > 0: the relay runs in the rendezvous process; /relay and /metrics tell about it."""
+    d = os.path.join(TMP, "rdv-relay")
+    port, rport = free_port(), free_port()
+    write_config(d, port, rendezvous_host=True, relay_port=rport, external_url="http://localhost:%d" % port)
+    p = start(d, port)
+    st, r, body = req(port, "GET", "/relay")
+    info = json.loads(body) if st == 200 else {}
+    ok(st == 200 and r.getheader("Content-Type", "").startswith("application/json"), "/relay 200 JSON", (st, body))
+    pid = info.get("peer_id", "")
+    addrs = info.get("addrs", [])
+    ok(pid.startswith("12D3KooW") and len(addrs) >= 2, "/relay names the relay and its addresses", info)
+    ok(addrs and addrs[0] == "/ip4/127.0.0.1/tcp/%d/p2p/%s" % (rport, pid),
+       "external_url's host comes first, with /p2p/", addrs[:1])
+    ok(all(("/tcp/%d" % rport) in a for a in addrs), "every address uses relay_port", addrs)
+    ok(os.path.exists(os.path.join(d, "data", "relay.key")) and
+       oct(os.stat(os.path.join(d, "data", "relay.key")).st_mode & 0o777) == "0o600", "relay.key created 0600")
+    m = req(port, "GET", "/metrics")[2].decode()
+    ok("goop_relay_reservations 0" in m and "goop_relay_circuits_opened_total 0" in m, "relay counters in /metrics")
+    s = socket.create_connection(("127.0.0.1", rport), timeout=5)
+    s.sendall(b"\x13/multistream/1.0.0\n")
+    got = s.recv(64)
+    s.close()
+    ok(got.startswith(b"\x13/multistream/1.0.0\n"), "the relay port speaks libp2p (multistream-select)", got)
+    ok(stop(p) == 0, "relay-enabled server stops")
+    p = start(d, port)
+    st, _, body = req(port, "GET", "/relay")
+    ok(st == 200 and json.loads(body).get("peer_id") == pid, "the relay keeps its identity across restarts", body)
+    ok(stop(p) == 0, "second stop")
+    # A busy relay port is a clear startup error.
+    busy = socket.socket()
+    busy.bind(("0.0.0.0", 0))
+    busy.listen(1)
+    write_config(d, port, rendezvous_host=True, relay_port=busy.getsockname()[1])
+    r = subprocess.run([RDV, "-dir", d], capture_output=True, timeout=20)
+    busy.close()
+    ok(r.returncode == 1 and b"relay_port" in r.stderr, "busy relay port → error naming presence.relay_port",
+       r.stderr[-300:])
+
+    # goop2-relay: the same relay without a rendezvous server.
+    if not os.path.exists(RELAY):
+        ok(True, "# SKIP goop2-relay not built")
+        return
+    rd = os.path.join(TMP, "relay-only")
+    os.makedirs(rd, exist_ok=True)
+    for attempt in range(3):  # a port picked by free_port() can be taken by then on a busy machine
+        lport, mport = free_port(), free_port()
+        log = open(os.path.join(TMP, "relay-only.log"), "ab")
+        pr = subprocess.Popen([RELAY, "-dir", rd, "-port", str(lport), "-metrics", "127.0.0.1:%d" % mport],
+                              stdout=log, stderr=log)
+        PROCS.append(pr)
+        up = wait_health(mport)
+        if up or pr.poll() is None:
+            break
+    ok(up, "goop2-relay: /healthz on the metrics address")
+    if not up:
+        return
+    m = req(mport, "GET", "/metrics")[2].decode()
+    ok("goop_relay_circuits 0" in m, "goop2-relay: /metrics")
+    ok(req(mport, "GET", "/nope")[0] == 404 and req(mport, "POST", "/metrics", b"x")[0] == 405,
+       "goop2-relay metrics: 404 / 405")
+    pr.send_signal(signal.SIGHUP)
+    time.sleep(0.3)
+    ok(pr.poll() is None, "goop2-relay survives SIGHUP")
+    pr.send_signal(signal.SIGTERM)
+    ok(pr.wait(timeout=10) == 0, "goop2-relay: SIGTERM exits 0")
+    out = open(os.path.join(TMP, "relay-only.log"), "rb").read()
+    ok(b"/tcp/%d/p2p/12D3KooW" % lport in out, "goop2-relay prints its dialable addresses", out[-300:])
+    r = subprocess.run([RELAY, "-dir", rd, "-port", "70000"], capture_output=True, timeout=10)
+    ok(r.returncode == 1 and b"invalid port" in r.stderr, "goop2-relay: bad port → exit 1")
+    r = subprocess.run([RELAY], capture_output=True, timeout=10)
+    ok(r.returncode == 1 and b"requires directory" in r.stderr, "goop2-relay: no directory → usage, exit 1")
+
+
 def main():
     d = os.path.join(TMP, "rdv")
     port = free_port()
@@ -538,6 +613,7 @@ def main():
     ok(b"12D3KooWPersist" in raw, "restored peer in the /events snapshot")
     ok(stop(p2) == 0, "second stop")
 
+    relay_server()
     if GOOP2:
         two_peers()
         hosted()
