@@ -40,6 +40,15 @@
 /* Bytes of an oversize chunked /publish body read (and dropped) so the client
  * still gets its 413; beyond this the connection is closed. */
 #define DISCARD_MAX (1u << 20)
+/* MHD's per-connection memory (request head, headers, write buffer). Every
+ * /events subscriber holds one for its lifetime and MHD touches about half of
+ * it at once (the first read buffer is zeroed when shrunk), so it dominates a
+ * subscriber's RSS: 64 KiB gave 43 KB per subscriber, 16 KiB gives 16 KB.
+ * Request heads up to about 12 KiB still fit; larger ones get 431. */
+#define CONN_POOL_BYTES (16u << 10)
+/* The stream's own buffer: chunked replies (HTTP/1.1) are written straight into
+ * the connection's pool, so this only serves HTTP/1.0 clients. */
+#define STREAM_BLOCK 1024
 
 struct auth_fail {
   char ip[64];
@@ -295,7 +304,7 @@ static enum MHD_Result h_events(struct rdv_server *s, struct MHD_Connection *c, 
   if (ci)
     st->watch = event_new(s->base, ci->connect_fd, EV_READ, on_watch, st);
   struct MHD_Response *r =
-      MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, st, stream_free);
+      MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK, stream_read, st, stream_free);
   if (!r) {
     stream_free(st);
     return MHD_NO;
@@ -927,9 +936,9 @@ int rdv_server_new(struct event_base *base, const struct rdv_server_opts *o, str
   s->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL,
                           on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_LISTEN_SOCKET,
                           fd, MHD_OPTION_CONNECTION_LIMIT, conn_limit(), MHD_OPTION_CONNECTION_TIMEOUT,
-                          (unsigned)HEADER_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64u << 10),
-                          MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
-                          on_conn, s, MHD_OPTION_END);
+                          (unsigned)HEADER_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                          (size_t)CONN_POOL_BYTES, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                          MHD_OPTION_NOTIFY_CONNECTION, on_conn, s, MHD_OPTION_END);
   if (!s->d) {
     close(fd);
     snprintf(err, errlen, "rendezvous: cannot start the HTTP server");
