@@ -71,6 +71,40 @@ GOOP_API void goop_relay_get_stats(const goop_relay *relay, struct goop_relay_st
  * goop_host_free() of its host. NULL is a no-op. Since: 0.1 */
 GOOP_API void goop_relay_free(goop_relay *relay);
 
+/* ---- reservations (peer behind NAT) ----------------------------------------------- */
+
+typedef struct goop_reservation goop_reservation;
+
+/**
+ * Called after every reservation attempt: |status| 0 when the relay
+ * granted (or refreshed) the slot, else GOOP_E* (GOOP_ELIMIT when the relay
+ * refused with RESOURCE_LIMIT_EXCEEDED / RESERVATION_REFUSED).
+ */
+typedef void (*goop_reservation_cb)(goop_host *host, goop_reservation *r, int status, void *user_data);
+
+/**
+ * Keep a reservation on relay |relay| reachable at |addrs| (multiaddr text,
+ * added to the peerstore): connect, RESERVE, refresh before expiry, and after
+ * a failure or a lost connection try again with backoff (1 s doubling to
+ * 60 s, with jitter). While active, the circuit addresses
+ * ".../p2p/<relay>/p2p-circuit" are listed by goop_host_announce_addr() and
+ * in identify. Returns 0, GOOP_EINVAL or GOOP_ENOMEM. Since: 0.1
+ */
+GOOP_API int goop_host_reserve(goop_host *host, const goop_peer_id *relay, const char *const *addrs,
+                               size_t n_addrs, goop_reservation_cb cb, void *user_data,
+                               goop_reservation **ret) GOOP_WARN_UNUSED_RESULT;
+/** True while the relay holds a slot for us. Since: 0.1 */
+GOOP_API bool goop_reservation_active(const goop_reservation *r);
+/** Expiry (unix seconds) of the current slot, 0 if none. Since: 0.1 */
+GOOP_API uint64_t goop_reservation_expire(const goop_reservation *r);
+/** Stop keeping the reservation and free it. Since: 0.1 */
+GOOP_API void goop_reservation_free(goop_reservation *r);
+
+/* ---- relayed connections ------------------------------------------------------------ */
+
+/** True if |conn| runs over a relay circuit. Since: 0.1 */
+GOOP_API bool goop_conn_is_relayed(const goop_conn *conn);
+
 #ifdef __cplusplus
 }
 #endif

@@ -479,6 +479,15 @@ static bool is_unspecified(const char *text) {
   return strncmp(text, "/ip4/0.0.0.0/", 13) == 0 || strncmp(text, "/ip6/::/", 8) == 0;
 }
 
+/* After the listen and observed addresses: circuit addresses of active reservations. */
+static int announce_circuit_addr(const goop_host *host, size_t i, char *buf, size_t buf_len) {
+  char tmp[256];
+  size_t n_obs = 0;
+  while (goop_host_observed_addr(host, n_obs, tmp, sizeof(tmp)) != GOOP_ENOENT)
+    n_obs++;
+  return goop__circuit_announce_addr(host, i - n_obs, buf, buf_len);
+}
+
 int goop_host_announce_addr(const goop_host *host, size_t i, char *buf, size_t buf_len) {
   goop_return_val_if_fail(host && buf, GOOP_EINVAL);
   size_t k = 0;
@@ -514,17 +523,26 @@ int goop_host_announce_addr(const goop_host *host, size_t i, char *buf, size_t b
     }
     freeifaddrs(ifa);
   }
-  return goop_host_observed_addr(host, i - k, buf, buf_len);
+  int rc = goop_host_observed_addr(host, i - k, buf, buf_len);
+  if (rc != GOOP_ENOENT)
+    return rc;
+  return announce_circuit_addr(host, i - k, buf, buf_len);
 }
 
 /* ---- dialling --------------------------------------------------------------------------------- */
 
+static int dial_start_circuits(struct goop__dial *d);
+static void dial_circ_free(struct goop__dial *d);
+
 static void dial_free(struct goop__dial *d) {
   goop_host *h = d->host;
   GOOP_DL_REMOVE(h->dials, d, next, prev);
+  dial_circ_free(d);
   while (d->attempts) {
     struct goop__attempt *a = d->attempts;
     d->attempts = a->next;
+    if (a->circuit)
+      goop__circuit_dial_cancel(a->circuit);
     if (a->bev)
       bufferevent_free(a->bev);
     if (a->conn) {
@@ -571,6 +589,8 @@ static void attempt_failed(struct goop__attempt *a, int err) {
     pp = &(*pp)->next;
   if (*pp)
     *pp = a->next;
+  if (a->circuit)
+    goop__circuit_dial_cancel(a->circuit);
   if (a->bev)
     bufferevent_free(a->bev);
   if (a->conn)
@@ -579,7 +599,7 @@ static void attempt_failed(struct goop__attempt *a, int err) {
   /* Prefer the most telling error: identity and protocol failures over refusals. */
   if (!d->last_err || err == GOOP_EPEERID || (d->last_err == GOOP_ECONNREFUSED && err != GOOP_ECANCELED))
     d->last_err = err;
-  if (!d->attempts)
+  if (!d->attempts && dial_start_circuits(d) == 0)
     dial_finish(d, d->last_err ? d->last_err : GOOP_ECONNREFUSED, NULL);
 }
 
@@ -707,6 +727,84 @@ static int dial_start_attempt(struct goop__dial *d, const uint8_t *ma, size_t le
   return 0;
 }
 
+/* ---- dialling through relays (the protocol work is in circuit.c) ------------------------------ */
+
+/* After this long with direct attempts still running, circuit addresses are tried too. */
+#define GOOP_CIRCUIT_DIAL_DELAY_MS 2000
+
+static void dial_circ_free(struct goop__dial *d) {
+  for (size_t i = 0; i < d->n_circ; i++)
+    free(d->circ[i].ma);
+  free(d->circ);
+  d->circ = NULL;
+  d->n_circ = 0;
+  if (d->circ_timer)
+    event_free(d->circ_timer);
+  d->circ_timer = NULL;
+}
+
+/* Remember a circuit address to try after the direct ones. */
+static int dial_add_circuit(struct goop__dial *d, const uint8_t *ma, size_t len) {
+  if (d->n_circ >= 8)
+    return 0;
+  struct goop__peer_addr *n = realloc(d->circ, (d->n_circ + 1) * sizeof(*n));
+  if (!n)
+    return GOOP_ENOMEM;
+  d->circ = n;
+  uint8_t *copy = malloc(len);
+  if (!copy)
+    return GOOP_ENOMEM;
+  memcpy(copy, ma, len);
+  d->circ[d->n_circ++] = (struct goop__peer_addr){copy, len, 0};
+  return 0;
+}
+
+/* Start the circuit attempts (once). Returns how many run. */
+static int dial_start_circuits(struct goop__dial *d) {
+  if (d->circ_started || d->n_circ == 0)
+    return 0;
+  d->circ_started = true;
+  int started = 0;
+  for (size_t i = 0; i < d->n_circ; i++) {
+    struct goop__attempt *a = calloc(1, sizeof(*a));
+    if (!a)
+      break;
+    a->dial = d;
+    a->next = d->attempts;
+    d->attempts = a;
+    int rc = goop__circuit_dial_start(a, d->circ[i].ma, d->circ[i].len);
+    if (rc) {
+      d->attempts = a->next;
+      free(a);
+      if (!d->last_err || d->last_err == GOOP_ECONNREFUSED)
+        d->last_err = rc;
+      continue;
+    }
+    started++;
+  }
+  dial_circ_free(d);
+  return started;
+}
+
+static void dial_circ_timer_cb(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  struct goop__dial *d = arg;
+  goop_host *h = d->host;
+  goop__host_enter(h);
+  (void)dial_start_circuits(d);
+  goop__host_leave(h);
+}
+
+void goop__host_attempt_failed(struct goop__attempt *a, int err) {
+  attempt_failed(a, err);
+}
+
+void goop__host_circuit_conn(struct goop__attempt *a, goop_conn *c) {
+  a->conn = c;
+  c->dial = a->dial;
+}
+
 static struct goop__dial *dial_new(goop_host *h, const goop_peer_id *peer, uint32_t timeout_ms) {
   struct goop__dial *d = calloc(1, sizeof(*d));
   if (!d)
@@ -740,10 +838,17 @@ static int dial_add_req(struct goop__dial *d, goop_connect_cb cb, void *ud) {
 }
 
 struct goop_conn *goop__host_find_conn(goop_host *h, const goop_peer_id *peer) {
-  for (goop_conn *c = h->conns; c; c = c->next)
-    if (c->state == GOOP_CONN_READY && !c->draining && goop_peer_id_equal(&c->remote, peer))
-      return c;
-  return NULL;
+  /* A direct connection wins over a relayed one. */
+  goop_conn *relayed = NULL;
+  for (goop_conn *c = h->conns; c; c = c->next) {
+    if (c->state == GOOP_CONN_READY && !c->draining && goop_peer_id_equal(&c->remote, peer)) {
+      if (!c->relayed)
+        return c;
+      if (!relayed)
+        relayed = c;
+    }
+  }
+  return relayed;
 }
 
 goop_conn *goop_host_get_conn(goop_host *host, const goop_peer_id *peer) {
@@ -783,14 +888,63 @@ int goop_host_connect(goop_host *host, const goop_peer_id *peer, uint32_t timeou
   }
   int started = 0, last = GOOP_ENOADDR;
   for (size_t i = 0; i < p->n_addrs && started < 8; i++) {
+    size_t rl;
+    goop_peer_id relay, target;
+    bool has_target;
+    if (goop__circuit_split(p->addrs[i].ma, p->addrs[i].len, &rl, &relay, &target, &has_target) == 1) {
+      (void)dial_add_circuit(d, p->addrs[i].ma, p->addrs[i].len);
+      continue;
+    }
     int r = dial_start_attempt(d, p->addrs[i].ma, p->addrs[i].len);
     if (r == 0)
       started++;
     else if (r != GOOP_ENOTSUP || last == GOOP_ENOADDR)
       last = r == GOOP_ENOTSUP ? GOOP_ENOADDR : r;
   }
-  if (!started)
-    dial_finish(d, last, NULL);
+  if (!started) {
+    d->last_err = last == GOOP_ENOADDR ? 0 : last;
+    if (dial_start_circuits(d) == 0)
+      dial_finish(d, d->last_err ? d->last_err : last, NULL);
+  } else if (d->n_circ) {
+    /* Direct addresses may be unreachable without a quick refusal (NAT): try
+     * the relays too after a while. */
+    d->circ_timer = evtimer_new(host->base, dial_circ_timer_cb, d);
+    struct timeval tv = {GOOP_CIRCUIT_DIAL_DELAY_MS / 1000, (GOOP_CIRCUIT_DIAL_DELAY_MS % 1000) * 1000};
+    if (d->circ_timer)
+      evtimer_add(d->circ_timer, &tv);
+  }
+  return 0;
+}
+
+/* goop_host_connect_addr() of ".../p2p/R/p2p-circuit/p2p/B". */
+static int connect_circuit_addr(goop_host *host, const uint8_t *ma, size_t len, uint32_t timeout_ms,
+                                goop_connect_cb cb, void *user_data) {
+  size_t rl;
+  goop_peer_id relay, target;
+  bool has_target;
+  if (goop__circuit_split(ma, len, &rl, &relay, &target, &has_target) != 1 || !has_target)
+    return GOOP_EPARSE;
+  if (goop_peer_id_equal(&target, &host->self) || goop_peer_id_equal(&relay, &target) ||
+      goop_peer_id_equal(&relay, &host->self))
+    return GOOP_EINVAL;
+  /* The address without "/p2p/<B>" (code 421: 2 bytes, a 1-byte length, the ID). */
+  size_t slen = len - ((size_t)target.len + 3);
+  (void)goop__peerstore_add_bin(host, &target, ma, slen, 3600);
+  goop_conn *c = goop__host_find_conn(host, &target);
+  if (c)
+    return defer_connect(host, cb, user_data, 0, c);
+  struct goop__dial *d = dial_new(host, &target, timeout_ms);
+  if (!d)
+    return GOOP_ENOMEM;
+  int rc = dial_add_req(d, cb, user_data);
+  if (!rc)
+    rc = dial_add_circuit(d, ma, slen);
+  if (rc) {
+    dial_free(d);
+    return rc;
+  }
+  if (dial_start_circuits(d) == 0)
+    dial_finish(d, d->last_err ? d->last_err : GOOP_ECONNREFUSED, NULL);
   return 0;
 }
 
@@ -804,6 +958,17 @@ int goop_host_connect_addr(goop_host *host, const char *multiaddr, uint32_t time
   if (goop_ma_from_string(multiaddr, &b) != 0) {
     goop_buf_free(&b);
     return GOOP_EPARSE;
+  }
+  {
+    size_t rl;
+    goop_peer_id relay, target;
+    bool has_target;
+    int cr = goop__circuit_split(b.data, b.len, &rl, &relay, &target, &has_target);
+    if (cr != 0) {
+      int rc = cr < 0 ? GOOP_EPARSE : connect_circuit_addr(host, b.data, b.len, timeout_ms, cb, user_data);
+      goop_buf_free(&b);
+      return rc;
+    }
   }
   goop_peer_id peer;
   bool has;
@@ -822,7 +987,7 @@ int goop_host_connect_addr(goop_host *host, const char *multiaddr, uint32_t time
     }
     (void)goop__peerstore_add_bin(host, &peer, b.data, len, 3600);
     goop_conn *c = goop__host_find_conn(host, &peer);
-    if (c) {
+    if (c && !c->relayed) { /* a direct address is dialled even when a relayed connection exists */
       goop_buf_free(&b);
       return defer_connect(host, cb, user_data, 0, c);
     }
@@ -901,6 +1066,8 @@ void goop__host_conn_ready(goop_host *h, goop_conn *c) {
   goop_conn *keep = c;
   if (other) {
     keep = goop__dcutr_prefer(h, c, other);
+    if (!keep && c->relayed != other->relayed)
+      keep = c->relayed ? other : c; /* a direct connection beats a relayed one */
     if (!keep)
       keep = peer_id_cmp(dialer_of(h, c), dialer_of(h, other)) < 0 ? c : other;
     goop_conn *lose = keep == c ? other : c;
@@ -1249,6 +1416,7 @@ static void host_destroy(goop_host *h) {
     cb(h, GOOP_ECANCELED, NULL, s->open_ud);
   }
   goop__services_cancel(h);
+  goop__circuit_cancel(h);
   memset(&h->ev, 0, sizeof(h->ev));
   memset(h->ev_extra, 0, sizeof(h->ev_extra));
   while (h->conns)

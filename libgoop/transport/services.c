@@ -43,7 +43,7 @@ static int build_identify(goop_host *h, goop_conn *c, goop_buf *out) {
     if (goop_ma_from_string(text, &mab) == 0)
       (void)goop_identify_add_listen_addr(&id, mab.data, mab.len);
   }
-  if (!rc && c->remote_addr[0]) {
+  if (!rc && c->remote_addr[0] && !c->relayed) { /* a relayed peer's address is the relay's */
     goop_buf ob;
     goop_buf_init(&ob, GOOP_MA_MAX);
     if (goop_ma_from_string(c->remote_addr, &ob) == 0)
@@ -472,6 +472,8 @@ int goop__services_init(goop_host *h) {
     rc = goop_host_set_stream_handler(h, GOOP_PROTO_PING, ping_serve, NULL);
   if (!rc)
     rc = goop__dcutr_init(h);
+  if (!rc)
+    rc = goop__circuit_init(h);
   return rc;
 }
 

@@ -139,6 +139,7 @@ struct goop_conn {
   bool identified;
   bool counted_pending; /* counted in host->n_pending_inbound */
   bool in_list;
+  bool relayed; /* runs over a circuit relay stream (circuit.c) */
   int close_reason;
   struct goop__dial *dial;          /* outbound dial this connection belongs to while upgrading */
   struct goop_stream *streams;      /* all live streams (list) */
@@ -257,6 +258,11 @@ struct goop__connect_req;
 
 struct goop__dial {
   struct goop_host *host;
+  /* circuit addresses (binary, ".../p2p/R/p2p-circuit"), dialled after the direct ones */
+  struct goop__peer_addr *circ;
+  size_t n_circ;
+  bool circ_started;
+  struct event *circ_timer;
   goop_peer_id peer;
   bool has_peer;
   struct goop__connect_req *reqs;
@@ -275,6 +281,7 @@ struct goop__attempt {
   struct sockaddr_storage sa;
   socklen_t sa_len;
   struct goop_conn *conn;
+  struct goop__circuit_dial *circuit; /* circuit attempt: hop CONNECT in progress */
   struct goop__attempt *next;
 };
 
@@ -321,6 +328,7 @@ struct goop_host {
   struct goop_conn *all_conns;
   struct goop_stream *all_streams;
   struct goop__ping *pings;
+  struct goop_reservation *reservations; /* circuit.c */
   struct event *deferred_ev;
   int depth;
   bool free_requested;
@@ -370,6 +378,32 @@ int goop__peerstore_add_bin(struct goop_host *h, const goop_peer_id *id, const u
       (node)->nx->pv = (node)->pv;                                                                           \
     (node)->nx = (node)->pv = NULL;                                                                          \
   } while (0)
+
+/* ---- circuit relay client (circuit.c) ------------------------------------------ */
+
+struct goop__circuit_dial;
+
+/* Start dialling |a->dial->peer| through the relay of the circuit address
+ * |ma| (".../p2p/R/p2p-circuit", binary). Never calls back synchronously: it
+ * later sets up the relayed connection with goop__host_circuit_conn() or
+ * reports goop__host_attempt_failed(). 0 or GOOP_E* (then nothing started). */
+int goop__circuit_dial_start(struct goop__attempt *a, const uint8_t *ma, size_t len);
+/* Abandon a circuit attempt (its dial finished or failed). */
+void goop__circuit_dial_cancel(struct goop__circuit_dial *cd);
+/* Split a binary multiaddr around /p2p-circuit: 1 with the length of the relay
+ * part (ending in /p2p/R), R, and the target if "/p2p/B" follows; 0 if |ma| is
+ * no circuit address; GOOP_EPARSE if it is a malformed one. */
+int goop__circuit_split(const uint8_t *ma, size_t len, size_t *ret_relay_len, goop_peer_id *ret_relay,
+                        goop_peer_id *ret_target, bool *ret_has_target);
+/* Register the stop handler (inbound relayed connections). */
+int goop__circuit_init(struct goop_host *h);
+/* The |i|-th circuit address of an active reservation (goop_host_announce_addr). */
+int goop__circuit_announce_addr(const struct goop_host *h, size_t i, char *buf, size_t len);
+/* Host teardown: stop every reservation. */
+void goop__circuit_cancel(struct goop_host *h);
+/* host.c: a circuit attempt set up its connection, or failed. */
+void goop__host_circuit_conn(struct goop__attempt *a, struct goop_conn *c);
+void goop__host_attempt_failed(struct goop__attempt *a, int err);
 
 /* Built-in services (services.c). */
 int goop__services_init(struct goop_host *h);
