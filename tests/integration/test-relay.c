@@ -246,10 +246,16 @@ static int ep_control(struct ep *e) {
 }
 
 #define HOLD 1 /* target_answer: never answer */
+#define JUNK 2 /* target_answer: an oversized frame */
 
 static void ep_target_answer(struct ep *e) {
   if (e->answer == HOLD)
     return;
+  if (e->answer == JUNK) {
+    static const uint8_t big[] = {0xff, 0xff, 0x03, 0x08, 0x01};
+    (void)goop_stream_write(e->s, big, sizeof(big));
+    return;
+  }
   if (!e->answer) {
     goop_stream_reset(e->s);
     ep_fail(e, GOOP_ERESET);
@@ -634,8 +640,24 @@ static void test_target_refuses(void) {
   CHECK_INT_EQ(a->status, GOOP_RELAY_CONNECTION_FAILED);
   ep_free(a);
   CHECK_INT_EQ(goop_host_set_stream_handler(C, GOOP_PROTO_RELAY_STOP, stop_handler, NULL), 0);
+  /* A target that answers with an oversized frame. */
+  target_answer = JUNK;
+  a = connect_to(A, &idB, 0);
+  CHECK(run_until(&a->done, 20));
+  CHECK_INT_EQ(a->status, GOOP_RELAY_CONNECTION_FAILED);
+  ep_free(a);
+  CHECK(n_targets == 1 && run_until(&targets[0]->failed, 20)); /* the relay reset the stop stream */
+  targets_clear();
+  /* A target that never answers: the relay gives up after 10 s. */
+  target_answer = HOLD;
+  a = connect_to(A, &idB, 0);
+  CHECK(run_until(&a->done, 30));
+  CHECK_INT_EQ(a->status, GOOP_RELAY_CONNECTION_FAILED);
+  ep_free(a);
+  CHECK(n_targets == 1 && run_until(&targets[0]->failed, 20));
+  targets_clear();
   struct goop_relay_stats st = stats();
-  CHECK_INT_EQ(st.circuits_refused, before.circuits_refused + 3);
+  CHECK_INT_EQ(st.circuits_refused, before.circuits_refused + 5);
   CHECK_INT_EQ(st.circuits_opened, before.circuits_opened);
 }
 
