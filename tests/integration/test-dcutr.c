@@ -282,6 +282,8 @@ static const struct goop_stream_callbacks drain_cbs = {GOOP_STREAM_CALLBACKS_V1,
 static void fake_readable(goop_stream *s, void *ud) {
   struct fake *f = ud;
   drain_readable(s, NULL);
+  if (!f->reply)
+    return; /* a silent peer */
   (void)goop_stream_write(s, f->reply, f->len);
   goop_stream_set_callbacks(s, &drain_cbs, NULL);
 }
@@ -383,6 +385,42 @@ static void test_no_handler(void) {
   }
   goop_host_free(a);
   goop_host_free(b);
+}
+
+/* Hosts freed while a punch waits for an answer (and while one dials): no leak, no crash. */
+static void test_free_midway(void) {
+  log_clear();
+  goop_host *a = make_host(1), *b = make_host(1);
+  struct fake f = {NULL, 0, 0};
+  CHECK_INT_EQ(goop_host_set_stream_handler(a, GOOP_PROTO_DCUTR, fake_handler, &f), 0);
+  goop_conn *bc = connect_hosts(b, a, 0);
+  CHECK(bc != NULL);
+  if (bc) {
+    CHECK_INT_EQ(goop__dcutr_start(bc), 0);
+    RUN_UNTIL(f.streams == 1, 10);
+    CHECK_INT_EQ(f.streams, 1);
+  }
+  release_fake_streams();
+  goop_host_free(b);
+  goop_host_free(a);
+
+  /* both sides in the middle of their dials */
+  a = make_host(1);
+  b = make_host(2);
+  goop_conn *carrier = connect_hosts(a, b, 1);
+  goop_peer_id ap = pid_of(a);
+  goop_conn *bcarrier = goop_host_get_conn(b, &ap);
+  CHECK(carrier && bcarrier);
+  if (carrier && bcarrier) {
+    uint8_t ama[64], bma[64];
+    size_t alen = listen_bin(a, 0, ama), blen = listen_bin(b, 0, bma);
+    const uint8_t *am[] = {ama}, *bm[] = {bma};
+    CHECK_INT_EQ(goop__dcutr_punch_now(carrier, false, bm, &blen, 1), 0);
+    CHECK_INT_EQ(goop__dcutr_punch_now(bcarrier, true, am, &alen, 1), 0);
+  }
+  goop_host_free(a);
+  goop_host_free(b);
+  spin(50);
 }
 
 /* A: garbage on an inbound dcutr stream resets it; the connection lives on. */
@@ -573,6 +611,7 @@ int main(void) {
   RUN(test_garbage_to_a);
   RUN(test_unreachable);
   RUN(test_no_handler);
+  RUN(test_free_midway);
   RUN(test_disabled);
   goop_ctx_free(ctx);
   event_base_free(base);
