@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Integration test of the rendezvous template store over real loopback sockets.
 
-Usage: test-rendezvous-templates.py path/to/goop2-rendezvous   (prints TAP)
+Usage: test-rendezvous-templates.py path/to/goop2-rendezvous [path/to/goop2]   (prints TAP)
 
 Builds template directories (presence.templates_dir and templates_dirs, later
 wins) with nested files, a symlink pointing out of its template, a bad
@@ -9,7 +9,8 @@ manifest, a bad insert policy, a bad directory name and a template over the
 8 MiB cap; then checks /api/templates, the manifests, the bundles (gzip and
 tar read back with Python, `gzip -t`, `tar tzf`), 404 for path tricks and
 unknown templates, 405 for other methods, the landing page promo, and a
-SIGHUP reload that adds and removes templates.
+SIGHUP reload that adds and removes templates. With goop2 given, the same
+store through `goop2 rendezvous DIR` (the server hosted in-process).
 """
 import gzip
 import http.client
@@ -25,7 +26,8 @@ import tarfile
 import tempfile
 import time
 
-RDV = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else sys.exit("usage: test-rendezvous-templates.py RDV")
+RDV = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else sys.exit("usage: test-rendezvous-templates.py RDV [GOOP2]")
+GOOP2 = os.path.abspath(sys.argv[2]) if len(sys.argv) > 2 else None
 TMP = tempfile.mkdtemp(prefix="goop-test-rdvtpl-")
 PROCS = []
 N = 0
@@ -86,9 +88,9 @@ def raw_status(port, target):
         return None
 
 
-def start(d, port):
+def start(d, port, argv=None):
     log = open(os.path.join(d, "server.log"), "ab")
-    p = subprocess.Popen([RDV, "-dir", d], stdout=log, stderr=log)
+    p = subprocess.Popen((argv or [RDV, "-dir"]) + [d], stdout=log, stderr=log)
     PROCS.append(p)
     for _ in range(200):
         try:
@@ -303,6 +305,23 @@ def main():
     ok(b"ready-made sites" not in body, "no templates: no promo")
     ok(raw_status(port2, "/api/templates/blog/bundle") == 404, "no templates: bundle 404")
     ok(stop(p2) == 0, "second server exits 0")
+
+    if GOOP2:
+        d3 = os.path.join(TMP, "hosted")
+        port3 = free_port()
+        put(os.path.join(d3, "tpl", "hello", "manifest.json"), json.dumps({"name": "Hello"}))
+        put(os.path.join(d3, "tpl", "hello", "sub", "page.html"), "<p>hi</p>")
+        put(os.path.join(d3, "goop.json"), json.dumps({"presence": {
+            "rendezvous_port": port3, "rendezvous_bind": "127.0.0.1", "templates_dir": "tpl"}}))
+        p3 = start(d3, port3, [GOOP2, "rendezvous"])
+        st, _, body = req(port3, "GET", "/api/templates")
+        ok(st == 200 and body.decode() == dumps([meta("Hello", "hello")]) + "\n", "goop2 rendezvous: list", body)
+        st, _, body = req(port3, "GET", "/api/templates/hello/bundle")
+        names = tarfile.open(fileobj=io.BytesIO(gzip.decompress(body)), mode="r:").getnames() if st == 200 else []
+        ok(names == ["hello/manifest.json", "hello/sub/page.html"], "goop2 rendezvous: bundle", names)
+        ok(stop(p3) == 0, "goop2 rendezvous exits 0")
+    else:
+        print("# goop2 not given: in-process server not checked")
 
 
 try:
