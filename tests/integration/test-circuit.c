@@ -208,6 +208,47 @@ static void test_reserve(void) {
   CHECK(c != NULL && !goop_conn_is_relayed(c));
 }
 
+static int refresh_ok, refresh_fail;
+static uint64_t refresh_expire[8];
+static void on_refresh(goop_host *h, goop_reservation *r, int status, void *ud) {
+  (void)h, (void)ud;
+  if (status) {
+    refresh_fail++;
+    return;
+  }
+  if (refresh_ok < 8)
+    refresh_expire[refresh_ok] = goop_reservation_expire(r);
+  refresh_ok++;
+}
+static bool refreshed_twice(void) {
+  return refresh_ok >= 3;
+}
+
+/* A short reservation TTL: the slot is refreshed before it runs out. */
+static void test_refresh(void) {
+  struct goop_relay_limits lim;
+  goop_relay_limits_default(&lim);
+  lim.circuit_bytes = 64u << 20;
+  lim.reservation_ttl_s = 4;
+  CHECK_INT_EQ(goop_relay_set_limits(relay, &lim), 0);
+  goop_peer_id idF;
+  goop_host *hF = make_fresh_host(&idF);
+  const char *a = addrR;
+  goop_reservation *r = NULL;
+  CHECK_INT_EQ(goop_host_reserve(hF, &idR, &a, 1, on_refresh, NULL, &r), 0);
+  CHECK(wait_for(refreshed_twice, 20000));
+  CHECK_INT_EQ(refresh_fail, 0);
+  CHECK(refresh_expire[2] > refresh_expire[0]);
+  CHECK(goop_reservation_active(r));
+  /* Only one connection to the relay all along. */
+  CHECK_INT_EQ(goop_host_num_conns(hF), 1);
+  goop_reservation_free(r);
+  CHECK(!announces(hF, "p2p-circuit"));
+  goop_host_free(hF);
+  lim.reservation_ttl_s = 3600;
+  CHECK_INT_EQ(goop_relay_set_limits(relay, &lim), 0);
+}
+
 static void test_dial_through_relay(void) {
   CHECK_INT_EQ(connect_addr_sync(hA, circB), 0);
   goop_conn *c = goop_host_get_conn(hA, &idB);
@@ -735,6 +776,7 @@ int main(void) {
   snprintf(circB, sizeof(circB), "%s/p2p-circuit/p2p/%s", addrR, strB);
 
   RUN(test_reserve);
+  RUN(test_refresh);
   RUN(test_dial_through_relay);
   RUN(test_site_over_circuit);
   RUN(test_no_reservation);

@@ -227,6 +227,62 @@ static void test_js_dials_c_through_js_relay(void) {
   CHECK(c != NULL && goop_conn_is_relayed(c) && !goop_conn_is_outbound(c));
 }
 
+/* Our relay service between a js dialler and C target B (js needs runOnLimitedConnection:
+ * the relay announces limits). */
+static void test_js_dials_c_through_c_relay(void) {
+  goop_identity *id = NULL;
+  goop_host *hR2 = NULL;
+  goop_relay *relay = NULL;
+  goop_peer_id idR2;
+  char strR2[GOOP_PEER_ID_STR_MAX], la[200], raddr[400], circ[700];
+  CHECK_INT_EQ(goop_identity_generate(&id), 0);
+  CHECK_INT_EQ(goop_host_new(ctx, id, NULL, &hR2), 0);
+  goop_identity_free(id);
+  if (!hR2)
+    return;
+  CHECK_INT_EQ(goop_host_listen(hR2, "/ip4/127.0.0.1/tcp/0"), 0);
+  CHECK_INT_EQ(goop_relay_new(hR2, NULL, &relay), 0);
+  goop_host_peer_id(hR2, &idR2);
+  goop_peer_id_to_string(&idR2, strR2, sizeof(strR2));
+  goop_host_listen_addr(hR2, 0, la, sizeof(la));
+  snprintf(raddr, sizeof(raddr), "%s/p2p/%s", la, strR2);
+  const char *ra = raddr;
+  goop_reservation *r = NULL;
+  rsv_done = false;
+  CHECK_INT_EQ(goop_host_reserve(hB, &idR2, &ra, 1, on_rsv, NULL, &r), 0);
+  CHECK(run_until(&rsv_done, 20000));
+  CHECK_INT_EQ(rsv_status, 0);
+  snprintf(circ, sizeof(circ), "%s/p2p-circuit/p2p/%s", raddr, idB_str);
+  /* Drop the connection through the js relay first. */
+  json_t *j = goop_jspeer_call(jsX, json_pack("{s:s, s:s}", "cmd", "hangup", "peer_id", idB_str), 10000);
+  CHECK(goop_jspeer_ok(j));
+  json_decref(j);
+  j = goop_jspeer_call(jsX, json_pack("{s:s, s:s}", "cmd", "dial", "addr", circ), 30000);
+  CHECK(goop_jspeer_ok(j));
+  CHECK(json_is_true(json_object_get(j, "limited")));
+  if (!goop_jspeer_ok(j))
+    printf("# js dial: %s\n", goop_jspeer_error(j));
+  json_decref(j);
+  j = goop_jspeer_call(jsX, json_pack("{s:s, s:s, s:i}", "cmd", "ping", "addr", circ, "count", 3), 30000);
+  CHECK(goop_jspeer_ok(j));
+  json_decref(j);
+  j = goop_jspeer_call(jsX, json_pack("{s:s, s:s, s:i}", "cmd", "echo", "addr", circ, "bytes", 256 * 1024),
+                       60000);
+  CHECK(goop_jspeer_ok(j));
+  if (!goop_jspeer_ok(j))
+    printf("# js echo: %s\n", goop_jspeer_error(j));
+  json_decref(j);
+  struct goop_relay_stats st;
+  goop_relay_get_stats(relay, &st);
+  CHECK(st.circuits_opened >= 1);
+  CHECK(st.bytes_relayed >= 2u * 256u * 1024u);
+  goop_reservation_free(r);
+  goop_relay_free(relay);
+  goop_host_free(hR2);
+  /* js notices its relayed connection closing; B drops its side too. */
+  goop_jspeer_run_for(jsX, 500);
+}
+
 static void test_no_reservation(void) {
   /* The relay holds no slot for a fresh peer ID: NO_RESERVATION -> GOOP_ECONNREFUSED. */
   goop_identity *id = NULL;
@@ -322,6 +378,7 @@ int main(void) {
   RUN(test_reserve_on_js_relay);
   RUN(test_c_dials_c_through_js_relay);
   RUN(test_js_dials_c_through_js_relay);
+  RUN(test_js_dials_c_through_c_relay);
   RUN(test_no_reservation);
   RUN(test_reservation_refused);
   RUN(test_relay_dies);

@@ -7,7 +7,7 @@
 //        [--max-reservations N] [--limit-data BYTES --limit-duration-ms MS]
 //
 // Driven like js-peer.mjs (README.md): JSON lines on stdin, replies and events on stdout.
-// Commands: dial, ping, echo, peers, relay_stats, exit.
+// Commands: dial, hangup, ping, echo, peers, relay_stats, exit.
 import { createHash } from 'node:crypto'
 import { setMaxListeners } from 'node:events'
 import { createInterface } from 'node:readline'
@@ -95,6 +95,11 @@ const commands = {
   async dial (node, cmd, signal) {
     const conn = await node.dial(target(cmd), { signal })
     return { peer_id: conn.remotePeer.toString(), remote_addr: conn.remoteAddr.toString(), limited: conn.limits != null }
+  },
+
+  async hangup (node, cmd, signal) {
+    await node.hangUp(target(cmd), { signal })
+    return {}
   },
 
   async ping (node, cmd, signal) {
