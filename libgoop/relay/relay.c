@@ -28,8 +28,8 @@
 #define CONTROL_TIMEOUT_MS 30000
 /* Opening the stop stream and waiting for the target's answer. */
 #define STOP_TIMEOUT_MS 10000
-/* Bytes read from a stream in one go. */
-#define CHUNK 16384
+/* Bytes moved from one side to the other in one go (fewer, larger yamux frames). */
+#define CHUNK (256u << 10)
 /* Smallest per-direction buffer accepted. */
 #define MIN_BUFFER 256
 
@@ -87,7 +87,8 @@ struct goop_relay {
   size_t n_rsvs;
   struct hop_req *reqs;
   struct circ *circs;
-  size_t n_circs; /* connecting and spliced */
+  size_t n_circs;   /* connecting and spliced */
+  uint8_t *scratch; /* CHUNK bytes: what pump() moves in one go */
 };
 
 void goop_relay_limits_default(struct goop_relay_limits *l) {
@@ -422,7 +423,7 @@ static void count(struct circ *c, int i, size_t n) {
 static bool pump(struct circ *c, int i) {
   struct dir *d = &c->d[i];
   goop_stream *from = dir_from(c, i), *to = dir_to(c, i);
-  uint8_t buf[CHUNK];
+  uint8_t *buf = c->relay->scratch;
   if (d->eof)
     return true;
   while (d->pre.len) {
@@ -441,7 +442,7 @@ static bool pump(struct circ *c, int i) {
       want_writable(to);
       return true;
     }
-    size_t room = GOOP_MIN(c->bufsize - pending, sizeof(buf));
+    size_t room = GOOP_MIN(c->bufsize - pending, CHUNK);
     bool probe = false;
     if (c->data) {
       uint64_t left = c->data > d->bytes ? c->data - d->bytes : 0;
@@ -890,8 +891,12 @@ int goop_relay_new(goop_host *host, const struct goop_relay_limits *limits, goop
   if (goop__host_find_handler(host, GOOP_PROTO_RELAY_HOP))
     return GOOP_EBUSY;
   goop_relay *r = calloc(1, sizeof(*r));
-  if (!r)
+  if (r)
+    r->scratch = malloc(CHUNK);
+  if (!r || !r->scratch) {
+    free(r);
     return GOOP_ENOMEM;
+  }
   r->host = host;
   r->ctx = goop_host_get_ctx(host);
   r->base = goop_ctx_get_base(r->ctx);
@@ -899,12 +904,14 @@ int goop_relay_new(goop_host *host, const struct goop_relay_limits *limits, goop
   struct goop_host_events ev = {.version = GOOP_HOST_EVENTS_V1, .on_disconnected = on_disconnected};
   int rc = goop_host_add_events(host, &ev, r, &r->events_id);
   if (rc) {
+    free(r->scratch);
     free(r);
     return rc;
   }
   rc = goop_host_set_stream_handler(host, GOOP_PROTO_RELAY_HOP, hop_handler, r);
   if (rc) {
     (void)goop_host_remove_events(host, r->events_id);
+    free(r->scratch);
     free(r);
     return rc;
   }
@@ -951,5 +958,6 @@ void goop_relay_free(goop_relay *relay) {
   }
   while (relay->rsvs)
     rsv_free(relay->rsvs);
+  free(relay->scratch);
   free(relay);
 }
