@@ -1,6 +1,6 @@
 /*
  * Helper of test-rendezvous-tls.py: rdv_client_fetch_relay() against a real
- * server. Usage: rdv-relay-fetch URL [COUNT]
+ * server. Usage: rdv-relay-fetch URL [COUNT | free]
  *
  * Fetches COUNT times (default 1), each next fetch started from within the
  * previous callback, and prints per result
@@ -8,7 +8,8 @@
  *   peer_id <id>          (on success)
  *   addr <multiaddr>      (on success, one line each)
  * A second fetch while one is in flight must fail with GOOP_EBUSY ("busy ok").
- * Exits 0 when every fetch reported, 1 otherwise.
+ * Exits 0 when every fetch reported, 1 otherwise. With "free", the client is
+ * freed 300 ms after the fetch started: nothing may be reported (exit 0).
  */
 #include "rendezvous/rdv-client.h"
 
@@ -16,6 +17,7 @@
 #include <goop/common.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static struct event_base *base;
 static struct rdv_client *client;
@@ -60,8 +62,9 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: rdv-relay-fetch URL [COUNT]\n");
     return 2;
   }
-  remaining = argc > 2 ? atoi(argv[2]) : 1;
-  int want = remaining;
+  bool free_early = argc > 2 && strcmp(argv[2], "free") == 0;
+  remaining = argc > 2 && !free_early ? atoi(argv[2]) : 1;
+  int want = free_early ? 0 : remaining;
   base = event_base_new();
   char err[256];
   if (!base || rdv_client_new(base, argv[1], "", NULL, NULL, &client, err, sizeof(err)) != 0) {
@@ -70,6 +73,9 @@ int main(int argc, char **argv) {
   }
   if (rdv_client_fetch_relay(client, NULL, NULL) != GOOP_EINVAL)
     printf("NULL callback accepted\n");
+  struct timeval early = {0, 300000};
+  if (free_early)
+    event_base_loopexit(base, &early);
   if (start() == 0)
     event_base_dispatch(base);
   rdv_client_free(client);

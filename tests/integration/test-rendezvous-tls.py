@@ -377,6 +377,8 @@ def test_relay_parser():
     rc, out, err = fetch(base + "/hang")
     res = parse_fetch(out)
     ok(rc == 0 and len(res) == 1 and res[0][0] == "GOOP_ETIMEDOUT", "relay: no answer -> GOOP_ETIMEDOUT", out + err)
+    rc, out, err = fetch(base + "/hang", count="free")
+    ok(rc == 0 and not parse_fetch(out), "relay: a client freed during a fetch reports nothing", out + err)
     rc, out, err = fetch("http://127.0.0.1:%d" % free_port())
     res = parse_fetch(out)
     ok(rc == 0 and len(res) == 1 and res[0][0] == "GOOP_EIO", "relay: connection refused -> GOOP_EIO", out + err)
