@@ -114,7 +114,7 @@ struct goop__dcutr {
 /* ---- helpers ------------------------------------------------------------------------------ */
 
 bool goop__conn_relayed(const goop_conn *c) {
-  return strstr(c->remote_addr, "/p2p-circuit") != NULL;
+  return c->relayed;
 }
 
 static void set_timer_ms(struct event *ev, uint64_t ms) {

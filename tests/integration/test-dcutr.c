@@ -253,6 +253,115 @@ out:
   goop_host_free(b);
 }
 
+/* ---- (c) through a circuit relay ---- */
+
+static void on_rsv(goop_host *h, goop_reservation *r, int status, void *ud) {
+  (void)h;
+  (void)r;
+  *(int *)ud = status == 0 ? 1 : -1;
+}
+
+struct conn_wait {
+  int done;
+  goop_conn *conn;
+};
+
+static void on_connect_keep(goop_host *h, int status, goop_conn *c, void *ud) {
+  (void)h;
+  struct conn_wait *w = ud;
+  w->done = status == 0 ? 1 : -1;
+  w->conn = c ? goop_conn_ref(c) : NULL;
+}
+
+static size_t count_relayed(goop_host *h, const goop_peer_id *peer) {
+  size_t n = 0;
+  for (goop_conn *c = h->conns; c; c = c->next)
+    if (c->state == GOOP_CONN_READY && c->relayed && goop_peer_id_equal(&c->remote, peer))
+      n++;
+  return n;
+}
+
+/*
+ * Relay R on loopback, B reserves a slot, A dials B through the circuit. B
+ * (inbound relayed connection) starts DCUtR after identify; both end on a
+ * direct connection (A client, B server) and the relayed one closes. With
+ * |a_listens| false, A has no listen port to punch from and no address to
+ * offer: 3 attempts, then both stay on the relay.
+ */
+static void via_relay(bool a_listens) {
+  log_clear();
+  goop_host *r = make_host(1), *a = make_host(a_listens ? 1 : 0), *b = make_host(1);
+  goop_relay *relay = NULL;
+  goop_reservation *rsv = NULL;
+  CHECK_INT_EQ(goop_relay_new(r, NULL, &relay), 0);
+  goop_peer_id rp = pid_of(r), ap = pid_of(a), bp = pid_of(b);
+  char raddr[300], circ[800], bstr[GOOP_PEER_ID_STR_MAX];
+  full_addr(r, 0, raddr, sizeof(raddr));
+  goop_peer_id_to_string(&bp, bstr, sizeof(bstr));
+  snprintf(circ, sizeof(circ), "%s/p2p-circuit/p2p/%s", raddr, bstr);
+  const char *ra = raddr;
+  int rsv_ok = 0;
+  CHECK_INT_EQ(goop_host_reserve(b, &rp, &ra, 1, on_rsv, &rsv_ok, &rsv), 0);
+  RUN_UNTIL(rsv_ok != 0, 15);
+  CHECK_INT_EQ(rsv_ok, 1);
+  struct conn_wait w = {0};
+  CHECK_INT_EQ(goop_host_connect_addr(a, circ, 10000, on_connect_keep, &w), 0);
+  RUN_UNTIL(w.done != 0, 15);
+  CHECK_INT_EQ(w.done, 1);
+  goop_conn *arel = w.conn; /* reference held */
+  CHECK(arel != NULL && goop_conn_is_relayed(arel));
+  if (!arel)
+    goto out;
+  if (a_listens) {
+    RUN_UNTIL(log_count("direct connection established") == 2, 30);
+    CHECK_INT_EQ(log_count("direct connection established"), 2);
+    goop_conn *ad = goop_host_get_conn(a, &bp), *bd = goop_host_get_conn(b, &ap);
+    CHECK(ad != NULL && !goop_conn_is_relayed(ad));
+    CHECK(bd != NULL && !goop_conn_is_relayed(bd));
+    if (ad && bd) {
+      CHECK(ad->initiator);  /* A: client */
+      CHECK(!bd->initiator); /* B: server */
+      char remote[300];
+      CHECK(goop_conn_remote_addr(ad, remote, sizeof(remote)) > 0);
+      CHECK(strstr(remote, "p2p-circuit") == NULL);
+    }
+    CHECK(ping_ok(a, b));
+    CHECK(ping_ok(b, a));
+    /* the relayed connection goes away on both sides */
+    RUN_UNTIL(count_relayed(a, &bp) == 0 && count_relayed(b, &ap) == 0, 20);
+    CHECK_INT_EQ(count_relayed(a, &bp), 0);
+    CHECK_INT_EQ(count_relayed(b, &ap), 0);
+    CHECK(goop_conn_is_closed(arel));
+    struct goop_relay_stats st;
+    RUN_UNTIL((goop_relay_get_stats(relay, &st), st.circuits_active == 0), 10);
+    CHECK_INT_EQ(st.circuits_active, 0);
+    CHECK(ping_ok(a, b));
+  } else {
+    RUN_UNTIL(log_count("failed after 3 attempts; staying on relay") == 1, 40);
+    CHECK_INT_EQ(log_count("failed after 3 attempts; staying on relay"), 1);
+    CHECK_INT_EQ(log_count("direct connection established"), 0);
+    CHECK(goop_host_get_conn(a, &bp) == arel);
+    CHECK(!goop_conn_is_closed(arel));
+    CHECK(ping_ok(a, b));
+    CHECK(ping_ok(b, a));
+  }
+  goop_conn_unref(arel);
+out:
+  goop_reservation_free(rsv);
+  goop_relay_free(relay);
+  goop_host_free(a);
+  goop_host_free(b);
+  goop_host_free(r);
+}
+
+static void test_via_relay(void) {
+  via_relay(true);
+}
+
+static void test_via_relay_fails(void) {
+  via_relay(false);
+}
+
 /* ---- (d) failure paths ---- */
 
 /* A fake A that answers every dcutr stream with |reply| (then keeps quiet). */
@@ -607,6 +716,8 @@ int main(void) {
   RUN(test_observed);
   RUN(test_simultaneous_open);
   RUN(test_exchange);
+  RUN(test_via_relay);
+  RUN(test_via_relay_fails);
   RUN(test_garbage);
   RUN(test_garbage_to_a);
   RUN(test_unreachable);
