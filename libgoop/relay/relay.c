@@ -116,13 +116,10 @@ static void arm(struct event *ev, uint64_t ms) {
   evtimer_add(ev, &tv);
 }
 
-/* The connection runs over a circuit relay (reservations and circuits over
- * one are refused: relaying relayed traffic only burns the relay). */
+/* The connection runs over a circuit relay: reservations and circuits over
+ * one are refused (relaying relayed traffic only burns the relay). */
 static bool conn_relayed(goop_conn *c) {
-  /* TODO(relay): use goop_conn_is_relayed() once the circuit transport is
-   * committed; until then every connection counts as direct. */
-  (void)c;
-  return false;
+  return goop_conn_is_relayed(c);
 }
 
 /* "/ip4/1.2.3.4" of the connection's remote address ("" if none). */

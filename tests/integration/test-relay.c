@@ -824,6 +824,91 @@ static void test_reservation_dies_with_connection(void) {
   ep_free(a);
 }
 
+/* ---- hop over a relayed connection ---- */
+
+static volatile int rsv2_done, rsv2_status = 99, x_connected, x_status = 99;
+static void on_rsv2(goop_host *h, goop_reservation *r, int status, void *ud) {
+  (void)h, (void)r, (void)ud;
+  rsv2_status = status;
+  rsv2_done = 1;
+}
+static void on_x_connect(goop_host *h, int status, goop_conn *c, void *ud) {
+  (void)h, (void)c, (void)ud;
+  x_status = status;
+  x_connected = 1;
+}
+
+static goop_host *make_host_no_punch(goop_peer_id *ret_id) {
+  goop_identity *id;
+  goop_host_config *cfg;
+  goop_host *h = NULL;
+  if (goop_identity_generate(&id))
+    return NULL;
+  if (goop_host_config_new(&cfg) == 0) {
+    (void)goop_host_config_set(cfg, GOOP_HOST_HOLE_PUNCHING, 0); /* the connection must stay relayed */
+    if (goop_host_new(ctx, id, cfg, &h) != 0)
+      h = NULL;
+    goop_host_config_free(cfg);
+  }
+  goop_identity_free(id);
+  if (h && goop_host_listen(h, "/ip4/127.0.0.1/tcp/0") != 0) {
+    goop_host_free(h);
+    return NULL;
+  }
+  if (h)
+    goop_host_peer_id(h, ret_id);
+  return h;
+}
+
+/* A second relay R2 reachable only through R: hop over that relayed connection is refused. */
+static void test_hop_over_relayed_connection(void) {
+  goop_peer_id idR2, idX;
+  goop_host *R2 = make_host_no_punch(&idR2), *X = make_host_no_punch(&idX);
+  goop_relay *relay2 = NULL;
+  goop_reservation *rsv = NULL;
+  CHECK(R2 && X);
+  if (!R2 || !X)
+    goto out;
+  CHECK_INT_EQ(goop_relay_new(R2, NULL, &relay2), 0);
+  char ra[200], rid[GOOP_PEER_ID_STR_MAX], r2id[GOOP_PEER_ID_STR_MAX], circ[600];
+  goop_host_listen_addr(R, 0, ra, sizeof(ra));
+  goop_peer_id_to_string(&idR, rid, sizeof(rid));
+  goop_peer_id_to_string(&idR2, r2id, sizeof(r2id));
+  const char *addrs[] = {ra};
+  CHECK_INT_EQ(goop_host_reserve(R2, &idR, addrs, 1, on_rsv2, NULL, &rsv), 0);
+  CHECK(run_until(&rsv2_done, 20));
+  CHECK_INT_EQ(rsv2_status, 0);
+  snprintf(circ, sizeof(circ), "%s/p2p/%s/p2p-circuit/p2p/%s", ra, rid, r2id);
+  CHECK_INT_EQ(goop_host_connect_addr(X, circ, 10000, on_x_connect, NULL), 0);
+  CHECK(run_until(&x_connected, 20));
+  CHECK_INT_EQ(x_status, 0);
+  goop_conn *xc = goop_host_get_conn(X, &idR2);
+  CHECK(xc && goop_conn_is_relayed(xc));
+
+  /* RESERVE and CONNECT to R2 over the relayed connection. */
+  static const char *const protos[] = {GOOP_PROTO_RELAY_HOP};
+  struct ep *e = ep_new(EP_RESERVE);
+  CHECK_INT_EQ(goop_host_new_stream(X, &idR2, protos, 1, 10000, ep_opened, e), 0);
+  CHECK(run_until(&e->done, 20));
+  CHECK_INT_EQ(e->status, GOOP_RELAY_PERMISSION_DENIED);
+  ep_free(e);
+  e = ep_new(EP_SOURCE);
+  e->peer = idB;
+  CHECK_INT_EQ(goop_host_new_stream(X, &idR2, protos, 1, 10000, ep_opened, e), 0);
+  CHECK(run_until(&e->done, 20));
+  CHECK_INT_EQ(e->status, GOOP_RELAY_PERMISSION_DENIED);
+  ep_free(e);
+  struct goop_relay_stats st;
+  goop_relay_get_stats(relay2, &st);
+  CHECK_INT_EQ(st.reservations_refused, 1);
+  CHECK_INT_EQ(st.circuits_refused, 1);
+out:
+  goop_reservation_free(rsv);
+  goop_relay_free(relay2);
+  goop_host_free(X);
+  goop_host_free(R2);
+}
+
 static void test_free_with_live_circuit(void) {
   struct ep *a = open_circuit(A, &idB);
   struct ep *b = n_targets ? targets[0] : NULL;
@@ -876,6 +961,7 @@ int main(void) {
   RUN(test_data_limit);
   RUN(test_duration_limit);
   RUN(test_reservation_dies_with_connection);
+  RUN(test_hop_over_relayed_connection);
   RUN(test_free_with_live_circuit);
   goop_relay_free(relay);
   goop_host_free(A);
