@@ -49,6 +49,10 @@
 /* The stream's own buffer: chunked replies (HTTP/1.1) are written straight into
  * the connection's pool, so this only serves HTTP/1.0 clients. */
 #define STREAM_BLOCK 1024
+/* Subscribers with new messages are woken together at most this often: one
+ * write carries every message of the interval instead of one write (and one
+ * MHD resume/suspend) per message and subscriber. */
+#define FLUSH_MS 20
 
 struct auth_fail {
   char ip[64];
@@ -73,6 +77,7 @@ struct rdv_server {
   struct stream *streams;
   struct conn_slot *wait_head, *wait_tail; /* connections owing a request, by deadline */
   struct event *sweep;
+  struct event *flush; /* FLUSH_MS after the first message since the last flush */
   struct goop_rdv_net *trusted;
   size_t n_trusted;
   char *relay_json; /* GET /relay body; NULL = 404 */
@@ -226,8 +231,6 @@ static void client_ip(struct rdv_server *s, struct MHD_Connection *c, char *out,
 /* ---- SSE streams ---- */
 
 static void stream_wake(struct stream *st) {
-  if (st->watch)
-    event_del(st->watch);
   if (st->suspended) {
     st->suspended = false;
     MHD_resume_connection(st->conn);
@@ -237,7 +240,23 @@ static void stream_wake(struct stream *st) {
 
 static void on_sub_notify(goop_rdv_sub *sub, void *ud) {
   (void)sub;
-  stream_wake(ud);
+  struct stream *st = ud;
+  struct rdv_server *s = st->s;
+  if (!s || !s->flush) {
+    stream_wake(st);
+  } else if (!evtimer_pending(s->flush, NULL)) {
+    struct timeval tv = {0, FLUSH_MS * 1000};
+    evtimer_add(s->flush, &tv);
+  }
+}
+
+static void on_flush(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  struct rdv_server *s = arg;
+  for (struct stream *st = s->streams; st; st = st->next)
+    if (st->suspended && st->sub && goop__rdv_sub_pending(st->sub) > 0)
+      stream_wake(st);
 }
 
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
@@ -250,8 +269,6 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
     return (ssize_t)n;
   st->suspended = true;
   MHD_suspend_connection(st->conn);
-  if (st->watch)
-    event_add(st->watch, NULL);
   return 0;
 }
 
@@ -260,12 +277,11 @@ static void on_watch(evutil_socket_t fd, short what, void *arg) {
   struct stream *st = arg;
   char b;
   ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-    if (st->suspended)
-      event_add(st->watch, NULL);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
     return;
-  }
+  /* End of stream, an error or bytes an event-stream client never sends. */
   st->closing = true;
+  event_del(st->watch);
   stream_wake(st);
 }
 
@@ -302,7 +318,9 @@ static enum MHD_Result h_events(struct rdv_server *s, struct MHD_Connection *c, 
   goop__rdv_sub_set_notify(st->sub, on_sub_notify, st);
   const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
   if (ci)
-    st->watch = event_new(s->base, ci->connect_fd, EV_READ, on_watch, st);
+    st->watch = event_new(s->base, ci->connect_fd, EV_READ | EV_PERSIST, on_watch, st);
+  if (st->watch)
+    event_add(st->watch, NULL); /* for the stream's lifetime: no add/del per message */
   struct MHD_Response *r =
       MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK, stream_read, st, stream_free);
   if (!r) {
@@ -947,8 +965,9 @@ int rdv_server_new(struct event_base *base, const struct rdv_server_opts *o, str
   s->ev = mhd_ev_new(base, s->d);
   s->tick = evtimer_new(base, on_tick, s);
   s->sweep = event_new(base, -1, EV_PERSIST, on_sweep, s);
+  s->flush = evtimer_new(base, on_flush, s);
   struct timeval second = {1, 0};
-  if (!s->ev || !s->tick || !s->sweep || event_add(s->sweep, &second) != 0) {
+  if (!s->ev || !s->tick || !s->sweep || !s->flush || event_add(s->sweep, &second) != 0) {
     snprintf(err, errlen, "rendezvous: cannot attach the HTTP server to the event loop");
     goto fail;
   }
@@ -1013,6 +1032,8 @@ void rdv_server_free(struct rdv_server *s) {
     event_free(s->tick);
   if (s->sweep)
     event_free(s->sweep);
+  if (s->flush)
+    event_free(s->flush);
   goop__rdv_free(s->core);
   rdv_templates_unref(s->templates);
   if (s->admin_password) {
