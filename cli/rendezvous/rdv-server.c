@@ -956,7 +956,8 @@ int rdv_server_new(struct event_base *base, const struct rdv_server_opts *o, str
                           fd, MHD_OPTION_CONNECTION_LIMIT, conn_limit(), MHD_OPTION_CONNECTION_TIMEOUT,
                           (unsigned)HEADER_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
                           (size_t)CONN_POOL_BYTES, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                          MHD_OPTION_NOTIFY_CONNECTION, on_conn, s, MHD_OPTION_END);
+                          MHD_OPTION_NOTIFY_CONNECTION, on_conn, s, MHD_OPTION_UNESCAPE_CALLBACK,
+                          rdv_templates_unescape, NULL, MHD_OPTION_END);
   if (!s->d) {
     close(fd);
     snprintf(err, errlen, "rendezvous: cannot start the HTTP server");

@@ -942,6 +942,33 @@ bool rdv_templates_match(const char *url) {
   return strncmp(url, PREFIX, PREFIX_LEN) == 0 && (url[PREFIX_LEN] == '\0' || url[PREFIX_LEN] == '/');
 }
 
+static int hexval(char c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+size_t rdv_templates_unescape(void *cls, struct MHD_Connection *c, char *s) {
+  (void)cls;
+  (void)c;
+  char *o = s;
+  for (const char *p = s; *p;) {
+    int hi, lo;
+    if (p[0] == '%' && (hi = hexval(p[1])) >= 0 && (lo = hexval(p[2])) >= 0 && (hi << 4 | lo) != '/') {
+      *o++ = (char)(hi << 4 | lo);
+      p += 3;
+    } else {
+      *o++ = *p++;
+    }
+  }
+  *o = '\0';
+  return (size_t)(o - s);
+}
+
 static bool method_ok(const char *m) {
   return strcmp(m, MHD_HTTP_METHOD_GET) == 0 || strcmp(m, MHD_HTTP_METHOD_HEAD) == 0;
 }

@@ -92,6 +92,12 @@ enum rdv_tpl_route {
 enum rdv_tpl_route rdv_templates_route(const struct rdv_templates *t, const char *url, const char *method,
                                        char *dir);
 
+/* The server's MHD_OPTION_UNESCAPE_CALLBACK: percent-decode |s| in place as
+ * MHD does, except that %2F (either case) stays as it is, so an encoded slash
+ * never acts as a path separator (/api/templates/a%2Fbundle is 404, not
+ * a/bundle). Returns the new length. */
+size_t rdv_templates_unescape(void *cls, struct MHD_Connection *c, char *s);
+
 /* Answer a request for which rdv_templates_match() is true. */
 enum MHD_Result rdv_templates_serve(struct rdv_templates *t, struct MHD_Connection *c, const char *url,
                                     const char *method);

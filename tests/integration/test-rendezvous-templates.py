@@ -244,13 +244,15 @@ def main():
                  "/api/templates/../blog/bundle", "/api/templates/blog/../chess/bundle",
                  "/api/templates/%2e%2e/blog/bundle", "/api/templates/%2E%2E%2Fblog/bundle",
                  "/api/templates/blog%2F..%2Fchess/bundle", "/api/templates/%2Fblog/bundle",
+                 "/api/templates/blog%2Fbundle", "/api/templates/blog%2fmanifest.json",
+                 "/api/templates%2Fblog/bundle", "/api/templates/chess%2F/bundle",
                  "/api/templates/..%2f..%2fetc/bundle", "/api/templates/blog%00/bundle",
                  "/api/templates/chess/leak.txt", "/api/templatesX", "/api/templates/" + "a" * 300 + "/bundle"]:
         s = raw_status(port, path)
         ok(s == 404, "404 for %s" % path[:80], s)
-    # The path is percent-decoded before routing, so an encoded slash is a slash (and can never
-    # smuggle a separator into a template name).
-    ok(raw_status(port, "/api/templates/blog%2Fbundle") == 200, "blog%2Fbundle is blog/bundle")
+    # Other escapes are decoded before routing; only %2F stays what it is.
+    ok(raw_status(port, "/api/templates/%62log/bundle") == 200, "%62log is blog")
+    ok(raw_status(port, "/api/templates/blog/%62undle") == 200, "%62undle is bundle")
     st, _, body = req(port, "GET", "/api/templates/nope/bundle")
     ok(body == b"404 page not found\n", "404 text like the other routes", body)
 

@@ -415,6 +415,33 @@ static void test_route(void) {
   rdv_templates_unref(t);
 }
 
+static void unesc(const char *in, const char *want) {
+  char buf[256];
+  snprintf(buf, sizeof(buf), "%s", in);
+  size_t n = rdv_templates_unescape(NULL, NULL, buf);
+  CHECK_STR_EQ(buf, want);
+  CHECK_INT_EQ(n, strlen(want));
+}
+
+static void test_unescape(void) {
+  unesc("/api/templates", "/api/templates");
+  unesc("/a%20b", "/a b");
+  unesc("/%2e%2E/x", "/../x");
+  unesc("/blog%2Fbundle", "/blog%2Fbundle");
+  unesc("/blog%2fbundle", "/blog%2fbundle");
+  unesc("/%252F", "/%2F"); /* decoded once only */
+  unesc("/%41%42%43", "/ABC");
+  unesc("/%", "/%");
+  unesc("/%4", "/%4");
+  unesc("/%zz%4g", "/%zz%4g");
+  unesc("/%E2%99%9F", "/\xe2\x99\x9f");
+  unesc("", "");
+  char dir[RDV_TPL_MAX_DIR_NAME + 1];
+  char url[] = "/api/templates/blog%2Fbundle";
+  rdv_templates_unescape(NULL, NULL, url);
+  CHECK_INT_EQ(rdv_templates_route(NULL, url, "GET", dir), RDV_TPL_NOT_FOUND);
+}
+
 static void test_config_dirs(void) {
   goop_config *cfg = NULL;
   char err[256];
@@ -453,6 +480,7 @@ int main(void) {
   RUN(test_meta);
   RUN(test_load);
   RUN(test_route);
+  RUN(test_unescape);
   RUN(test_config_dirs);
   rm_rf(tmpdir);
   return tap_done();
