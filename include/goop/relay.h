@@ -27,15 +27,15 @@ typedef struct goop_relay goop_relay;
 
 /** Relay limits. goop_relay_limits_default() fills sane values. */
 struct goop_relay_limits {
-  uint32_t circuit_duration_s;     /* per circuit (default 1800) */
-  uint64_t circuit_bytes;          /* per circuit and direction (default 16 MiB) */
-  uint32_t reservation_ttl_s;      /* reservation lifetime (default 3600) */
-  uint32_t max_reservations;       /* in total (default 1024) */
+  uint32_t circuit_duration_s;        /* per circuit (default 1800) */
+  uint64_t circuit_bytes;             /* per circuit and direction (default 16 MiB) */
+  uint32_t reservation_ttl_s;         /* reservation lifetime (default 3600) */
+  uint32_t max_reservations;          /* in total (default 1024) */
   uint32_t max_reservations_per_peer; /* (default 1; a new one replaces the old) */
   uint32_t max_reservations_per_ip;   /* (default 8) */
-  uint32_t max_circuits;           /* in total (default 1024) */
-  uint32_t max_circuits_per_peer;  /* as source or target (default 16) */
-  uint32_t buffer_size;            /* bytes buffered per circuit direction (default 64 KiB) */
+  uint32_t max_circuits;              /* in total (default 1024) */
+  uint32_t max_circuits_per_peer;     /* as source or target (default 16) */
+  uint32_t buffer_size;               /* bytes buffered per circuit direction (default 64 KiB) */
 };
 
 /** Counters for /metrics. */
