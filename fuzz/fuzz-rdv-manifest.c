@@ -2,7 +2,8 @@
  * Fuzz target: the rendezvous template store's manifest validation
  * (cli/rendezvous/rdv-templates.c). An accepted manifest's StoreMeta must be
  * accepted again and give the same text; the input is also routed as a URL
- * and written through the tar and gzip writers, whose CRC must match.
+ * (before and after the server's percent-decoding) and written through the
+ * tar and gzip writers, whose CRC must match.
  */
 #include "rendezvous/rdv-templates.h"
 
@@ -26,6 +27,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   memcpy(url, data, size);
   url[size] = '\0';
   char dir[RDV_TPL_MAX_DIR_NAME + 1];
+  (void)rdv_templates_route(NULL, url, "GET", dir);
+  size_t before = strlen(url);
+  if (rdv_templates_unescape(NULL, NULL, url) > before)
+    abort();
   (void)rdv_templates_route(NULL, url, "GET", dir);
   (void)rdv_template_name_ok(url);
   goop_buf tar, gz;
