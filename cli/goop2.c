@@ -16,6 +16,8 @@
 
 #include "rendezvous/rdv-client.h"
 #include "rendezvous/rdv-host.h"
+
+#include <goop/relay.h>
 #include "viewer/peers.h"
 #include "viewer/routes-site.h"
 #include "viewer/viewer.h"
@@ -287,10 +289,140 @@ static void start_rdv_clients(goop_config *cfg, goop_host *host, const char *pid
     start_rdv_client(url, "WAN bridge");
 }
 
+static void stop_relay_client(void);
+
 static void free_rdv_clients(void) {
+  stop_relay_client(); /* its fetch callbacks point into the clients */
   for (size_t i = 0; i < rdv_n_clients; i++)
     rdv_client_free(rdv_clients[i]);
   rdv_n_clients = 0;
+}
+
+/* ---- circuit relay: GET /relay from the rendezvous servers, then keep a reservation there ---- */
+#define RELAY_RETRY_MIN_S 5
+#define RELAY_RETRY_MAX_S 300
+#define RELAY_FAILS_BEFORE_REFETCH 5 /* failed reservation attempts in a row */
+
+static goop_reservation *relay_rsv;
+static struct event *relay_retry_ev;
+static unsigned relay_backoff_s = RELAY_RETRY_MIN_S;
+static size_t relay_try;     /* next client to ask */
+static size_t relay_first;   /* first client that may offer a relay (the hosted server's own is skipped) */
+static unsigned relay_fails; /* reservation failures in a row */
+static bool relay_was_active;
+static char relay_id[GOOP_PEER_ID_STR_MAX];
+
+static void relay_fetch_next(void);
+
+static void on_relay_retry(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  (void)arg;
+  relay_fetch_next();
+}
+
+static void relay_retry_later(void) {
+  if (!relay_retry_ev)
+    relay_retry_ev = evtimer_new(loop_base, on_relay_retry, NULL);
+  if (!relay_retry_ev)
+    return;
+  /* jitter: 75-125 % of the backoff */
+  struct timeval tv = {relay_backoff_s * 3 / 4 + (unsigned)rand() % (relay_backoff_s / 2 + 1), 0};
+  evtimer_add(relay_retry_ev, &tv);
+  if (relay_backoff_s < RELAY_RETRY_MAX_S)
+    relay_backoff_s = relay_backoff_s * 2 > RELAY_RETRY_MAX_S ? RELAY_RETRY_MAX_S : relay_backoff_s * 2;
+}
+
+static void on_reservation(goop_host *h, goop_reservation *r, int status, void *ud) {
+  (void)h;
+  (void)ud;
+  if (status == 0) {
+    relay_fails = 0;
+    relay_backoff_s = RELAY_RETRY_MIN_S;
+    if (!relay_was_active)
+      fprintf(stderr, "goop2: relay %s: slot reserved, peers can reach us through it\n", relay_id);
+    relay_was_active = true;
+    return;
+  }
+  if (relay_was_active || relay_fails == 0)
+    fprintf(stderr, "goop2: relay %s: reservation failed: %s (retrying)\n", relay_id, goop_strerror(status));
+  relay_was_active = false;
+  if (++relay_fails >= RELAY_FAILS_BEFORE_REFETCH) {
+    /* The server may have a new relay by now: ask again instead of insisting. */
+    fprintf(stderr, "goop2: relay %s: %u failures in a row, asking the rendezvous server again\n", relay_id,
+            relay_fails);
+    goop_reservation_free(r);
+    relay_rsv = NULL;
+    relay_fails = 0;
+    relay_try = relay_first;
+    relay_retry_later();
+  }
+}
+
+static void on_relay_info(int status, const char *peer_id, const char *const *addrs, size_t n, void *ud) {
+  (void)ud;
+  goop_peer_id rid;
+  if (status == 0 && goop_peer_id_from_string(peer_id, &rid) == 0) {
+    /* The reservation dials these; a trailing /p2p/<relay> is implied. */
+    char buf[RDV_RELAY_MAX_ADDRS][RDV_RELAY_MAX_ADDR_LEN];
+    const char *list[RDV_RELAY_MAX_ADDRS];
+    size_t k = 0;
+    for (size_t i = 0; i < n && k < RDV_RELAY_MAX_ADDRS; i++) {
+      snprintf(buf[k], sizeof(buf[k]), "%s", addrs[i]);
+      char *p2p = strstr(buf[k], "/p2p/");
+      if (p2p)
+        *p2p = '\0';
+      list[k] = buf[k];
+      k++;
+    }
+    snprintf(relay_id, sizeof(relay_id), "%s", peer_id);
+    int rc = goop_host_reserve(rdv_wan_host, &rid, list, k, on_reservation, NULL, &relay_rsv);
+    if (rc == 0) {
+      printf("  Relay:     %s (%zu addresses)\n", peer_id, k);
+      fflush(stdout);
+      relay_backoff_s = RELAY_RETRY_MIN_S;
+      return;
+    }
+    fprintf(stderr, "goop2: relay %s: cannot reserve: %s\n", peer_id, goop_strerror(rc));
+  } else if (status != GOOP_ENOENT) {
+    fprintf(stderr, "goop2: GET /relay: %s\n", goop_strerror(status ? status : GOOP_EPARSE));
+  }
+  relay_try++;
+  if (relay_try < rdv_n_clients) {
+    relay_fetch_next();
+    return;
+  }
+  relay_try = relay_first;
+  relay_retry_later(); /* no relay known yet: ask again later, not just at start */
+}
+
+static void relay_fetch_next(void) {
+  while (relay_try < rdv_n_clients) {
+    if (rdv_client_fetch_relay(rdv_clients[relay_try], on_relay_info, NULL) == 0)
+      return;
+    relay_try++;
+  }
+  relay_try = relay_first;
+  relay_retry_later();
+}
+
+/* p2p.relay_reserve: reserve on the first relay a rendezvous server names. */
+static void start_relay_client(goop_config *cfg) {
+  if (!goop_config_get_bool(cfg, "p2p.relay_reserve"))
+    return;
+  relay_first = rdv_local ? 1 : 0; /* our own server's relay does not help us */
+  relay_try = relay_first;
+  if (relay_first < rdv_n_clients)
+    relay_fetch_next();
+}
+
+static void stop_relay_client(void) {
+  if (relay_rsv)
+    goop_reservation_free(relay_rsv);
+  relay_rsv = NULL;
+  if (relay_retry_ev)
+    event_free(relay_retry_ev);
+  relay_retry_ev = NULL;
 }
 
 /* Called with the fields of every presence announcement (heartbeat). */
@@ -483,7 +615,15 @@ static int run_host(goop_config *cfg, goop_identity *id, const char *pid) {
     ret = 0;
     goto out;
   }
-  rc = goop_host_new(ctx, id, NULL, &host);
+  goop_host_config *hc = NULL;
+  if (goop_host_config_new(&hc) != 0) {
+    fail("%s", "out of memory");
+    goto out;
+  }
+  if (!goop_config_get_bool(cfg, "p2p.hole_punching"))
+    (void)goop_host_config_set(hc, GOOP_HOST_HOLE_PUNCHING, 0);
+  rc = goop_host_new(ctx, id, hc, &host);
+  goop_host_config_free(hc);
   if (rc) {
     fail("cannot create the libp2p host: %s", goop_strerror(rc));
     goto out;
@@ -498,6 +638,7 @@ static int run_host(goop_config *cfg, goop_identity *id, const char *pid) {
   if (start_site(cfg, host) != 0)
     goto out;
   start_rdv_clients(cfg, host, pid); /* before presence: its first announcement is published too */
+  start_relay_client(cfg);
   if (start_presence(cfg, host) != 0)
     goto out;
   if (goop_config_get_bool(cfg, "p2p.mdns"))

@@ -405,6 +405,64 @@ def relay_server():
     ok(r.returncode == 1 and b"requires directory" in r.stderr, "goop2-relay: no directory → usage, exit 1")
 
 
+def relay_peer():
+    """A peer fetches /relay from its rendezvous server, reserves a slot and announces circuit addresses."""
+    d = os.path.join(TMP, "rdv-relay-peer")
+    port, rport = free_port(), free_port()
+    write_config(d, port, rendezvous_host=True, relay_port=rport)
+    p = start(d, port)
+    pd = os.path.join(TMP, "relay-client")
+    os.makedirs(pd, exist_ok=True)
+    json.dump({"viewer": {"http_addr": "127.0.0.1:%d" % free_port()}, "p2p": {"mdns": False},
+               "presence": {"rendezvous_wan": "http://127.0.0.1:%d" % port, "heartbeat_seconds": 1}},
+              open(os.path.join(pd, "goop.json"), "w"))
+    logp = os.path.join(pd, "goop2.log")
+    pr = subprocess.Popen([GOOP2, "-dir", pd], stdout=open(logp, "ab"), stderr=subprocess.STDOUT)
+    PROCS.append(pr)
+    end = time.time() + 20
+    m = ""
+    while time.time() < end and "goop_relay_reservations 1" not in m:
+        m = req(port, "GET", "/metrics")[2].decode()
+        time.sleep(0.2)
+    ok("goop_relay_reservations 1" in m, "the peer reserved a slot on the rendezvous server's relay")
+    out = open(logp, "rb").read()
+    ok(b"slot reserved" in out and b"Relay:" in out, "the peer says so", out[-500:])
+    s3 = sse_open(port)
+    raw = sse_read_until(s3, b"/p2p-circuit", 10)
+    s3.close()
+    ok(b"/p2p-circuit" in raw, "presence announces /p2p/<relay>/p2p-circuit addresses", raw[-300:])
+    # The relay goes away and comes back (same identity): the peer reserves again by itself.
+    stop(p)
+    p = start(d, port)
+    end = time.time() + 60
+    m = ""
+    while time.time() < end and "goop_relay_reservations 1" not in m:
+        m = req(port, "GET", "/metrics")[2].decode()
+        time.sleep(0.3)
+    ok("goop_relay_reservations 1" in m, "after a relay restart the peer reserves again")
+    pr.send_signal(signal.SIGTERM)
+    ok(pr.wait(timeout=15) == 0, "relay client peer exits 0")
+    end = time.time() + 10
+    while time.time() < end and "goop_relay_reservations 0" not in m:
+        m = req(port, "GET", "/metrics")[2].decode()
+        time.sleep(0.2)
+    ok("goop_relay_reservations 0" in m, "its reservation ends with its connection")
+    stop(p)
+    # p2p.relay_reserve false: no reservation.
+    p = start(d, port)
+    cfg = json.load(open(os.path.join(pd, "goop.json")))
+    cfg["p2p"]["relay_reserve"] = False
+    json.dump(cfg, open(os.path.join(pd, "goop.json"), "w"))
+    pr = subprocess.Popen([GOOP2, "-dir", pd], stdout=open(logp, "ab"), stderr=subprocess.STDOUT)
+    PROCS.append(pr)
+    time.sleep(3)
+    m = req(port, "GET", "/metrics")[2].decode()
+    ok("goop_relay_reservations 0" in m, "p2p.relay_reserve=false: no reservation")
+    pr.send_signal(signal.SIGTERM)
+    pr.wait(timeout=15)
+    stop(p)
+
+
 def main():
     d = os.path.join(TMP, "rdv")
     port = free_port()
@@ -617,6 +675,7 @@ def main():
     if GOOP2:
         two_peers()
         hosted()
+        relay_peer()
 
     # Usage errors.
     r = subprocess.run([RDV], capture_output=True)
