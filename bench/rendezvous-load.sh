@@ -34,6 +34,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
+cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{print ($14+$15)/hz}' "/proc/$1/stat"; }
 rss_kib() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
 metric() { curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1==m{print $2}'; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -74,11 +75,16 @@ EOF
   connected=$(metric "$port" goop_rendezvous_subscribers)
   local rss1
   rss1=$(rss_kib "$srv")
+  local cpu0 gcpu0=0 p
+  cpu0=$(cpu_s "$srv")
+  for p in "${subs[@]}"; do gcpu0=$(echo "$gcpu0 + $(cpu_s "$p")" | bc); done
   "$LOAD" pub "$port" "$RATE" "$SECONDS_PUB" 127.9 >"$d/pub.out" 2>&1
   sleep 1
-  local rss2 cpu
+  local rss2 cpu gcpu=0
   rss2=$(rss_kib "$srv")
-  cpu=$(awk '{print ($14+$15)/100}' "/proc/$srv/stat")
+  cpu=$(echo "$(cpu_s "$srv") - $cpu0" | bc)
+  for p in "${subs[@]}"; do gcpu=$(echo "$gcpu + $(cpu_s "$p")" | bc); done
+  gcpu=$(echo "$gcpu - $gcpu0" | bc)
   for p in "${subs[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   for p in "${subs[@]}"; do wait "$p" 2>/dev/null || true; done
   local drops
@@ -88,9 +94,10 @@ EOF
   local merged
   merged=$("$LOAD" merge "$d"/sub*.out)
   python3 - "$n" "$connected" "$rss0" "$rss1" "$rss2" "$drops" "$cpu" "$merged" "$(cat "$d/pub.out")" \
-    "$t0" "$t1" <<'PY'
+    "$t0" "$t1" "$gcpu" "$SECONDS_PUB" <<'PY'
 import json, sys
 n, connected, rss0, rss1, rss2, drops, cpu = sys.argv[1:8]
+gcpu, secs = float(sys.argv[12]), float(sys.argv[13])
 m = json.loads(sys.argv[8])
 pub = dict(zip(sys.argv[9].split()[0::2], map(int, sys.argv[9].split()[1::2])))
 connected = int(connected or 0)
@@ -102,12 +109,14 @@ print(f"  published {pub.get('published')} ({pub.get('ok')} answered 204, {pub.g
       f"{pub.get('late')} skipped: no idle publisher connection)")
 print(f"  fan-out latency p50 {m['p50_ms']:.1f} ms, p99 {m['p99_ms']:.1f} ms, max {m['max_ms']:.1f} ms "
       f"over {m['received']} deliveries (expected {expected}, missing {expected - m['received']})")
-print(f"  server drops (full queues) {drops}; server CPU {float(cpu):.1f} s")
+print(f"  server drops (full queues) {drops}; CPU while publishing ({secs + 1:.0f} s): server {float(cpu):.1f} s, "
+      f"subscriber processes {gcpu:.1f} s")
 print(f"  server RSS idle {rss0} KiB, with subscribers {rss1} KiB, after publishing {rss2} KiB: "
       f"{per:.0f} bytes per subscriber ({(int(rss2) - int(rss0)) * 1024 / max(1, connected):.0f} after publishing)")
 print("  json: " + json.dumps({"n": int(n), "held": connected, **m, "server_drops": int(drops or 0),
                               "rss_idle_kib": int(rss0), "rss_kib": int(rss1), "rss_after_kib": int(rss2),
-                              "rss_per_sub_bytes": round(per), "published": pub}))
+                              "rss_per_sub_bytes": round(per), "published": pub,
+                              "server_cpu_s": float(cpu), "load_cpu_s": gcpu}))
 PY
 }
 
