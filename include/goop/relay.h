@@ -88,7 +88,9 @@ typedef void (*goop_reservation_cb)(goop_host *host, goop_reservation *r, int st
  * a failure or a lost connection try again with backoff (1 s doubling to
  * 60 s, with jitter). While active, the circuit addresses
  * ".../p2p/<relay>/p2p-circuit" are listed by goop_host_announce_addr() and
- * in identify. Returns 0, GOOP_EINVAL or GOOP_ENOMEM. Since: 0.1
+ * in identify. Addresses that do not parse or name another peer are skipped
+ * (logged). |cb| may be NULL; it may call goop_reservation_free(). Returns 0,
+ * GOOP_EINVAL (also when none of |addrs| is usable) or GOOP_ENOMEM. Since: 0.1
  */
 GOOP_API int goop_host_reserve(goop_host *host, const goop_peer_id *relay, const char *const *addrs,
                                size_t n_addrs, goop_reservation_cb cb, void *user_data,

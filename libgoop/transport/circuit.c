@@ -1126,11 +1126,20 @@ int goop_host_reserve(goop_host *host, const goop_peer_id *relay, const char *co
   goop_return_val_if_fail(!goop_peer_id_equal(relay, &host->self), GOOP_EINVAL);
   if (host->free_requested)
     return GOOP_ECANCELED;
+  /* Addresses that do not parse (or name another peer) are skipped; at least one must do. */
+  size_t added = 0;
   for (size_t i = 0; i < n_addrs; i++) {
-    int rc = goop_host_add_addr(host, relay, addrs[i], 0);
-    if (rc)
-      return rc == GOOP_ENOMEM ? rc : GOOP_EINVAL;
+    int rc = addrs[i] ? goop_host_add_addr(host, relay, addrs[i], 0) : GOOP_EINVAL;
+    if (rc == GOOP_ENOMEM)
+      return rc;
+    if (rc == 0)
+      added++;
+    else
+      goop__log_info(host->ctx, "relay address %s skipped: %s", addrs[i] ? addrs[i] : "(null)",
+                     goop_strerror(rc));
   }
+  if (n_addrs > 0 && added == 0)
+    return GOOP_EINVAL;
   goop_reservation *r = calloc(1, sizeof(*r));
   if (!r)
     return GOOP_ENOMEM;

@@ -233,9 +233,13 @@ static void test_refresh(void) {
   CHECK_INT_EQ(goop_relay_set_limits(relay, &lim), 0);
   goop_peer_id idF;
   goop_host *hF = make_fresh_host(&idF);
-  const char *a = addrR;
   goop_reservation *r = NULL;
-  CHECK_INT_EQ(goop_host_reserve(hF, &idR, &a, 1, on_refresh, NULL, &r), 0);
+  /* Unusable addresses are skipped, but one must be usable. */
+  const char *bad[] = {"/ip4/1.2.3.4/tcp/oops", "not an address"};
+  CHECK_INT_EQ(goop_host_reserve(hF, &idR, bad, 2, on_refresh, NULL, &r), GOOP_EINVAL);
+  CHECK(r == NULL);
+  const char *addrs[] = {"/ip4/1.2.3.4/tcp/oops", addrR};
+  CHECK_INT_EQ(goop_host_reserve(hF, &idR, addrs, 2, on_refresh, NULL, &r), 0);
   CHECK(wait_for(refreshed_twice, 20000));
   CHECK_INT_EQ(refresh_fail, 0);
   CHECK(refresh_expire[2] > refresh_expire[0]);
