@@ -249,8 +249,9 @@ int main(int argc, char **argv) {
     return 1;
   }
   if (!port)
-    port = goop_config_get_int(cfg, "presence.relay_port") > 0 ? (int)goop_config_get_int(cfg, "presence.relay_port")
-                                                                : DEFAULT_PORT;
+    port = goop_config_get_int(cfg, "presence.relay_port") > 0
+               ? (int)goop_config_get_int(cfg, "presence.relay_port")
+               : DEFAULT_PORT;
   signal(SIGPIPE, SIG_IGN);
   int ret = 1;
   goop_identity *id = NULL;
@@ -313,7 +314,8 @@ int main(int argc, char **argv) {
       goto out;
     }
     a.mhd = MHD_start_daemon(MHD_USE_EPOLL, 0, NULL, NULL, on_http, &a, MHD_OPTION_LISTEN_SOCKET, fd,
-                             MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
+                             MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
+                             MHD_OPTION_END);
     a.mhd_ev = a.mhd ? mhd_ev_new(a.base, a.mhd) : NULL;
     if (!a.mhd_ev) {
       fprintf(stderr, "Error: cannot start the metrics server\n");

@@ -17,10 +17,10 @@
 #include "rendezvous/rdv-client.h"
 #include "rendezvous/rdv-host.h"
 
-#include <goop/relay.h>
 #include "viewer/peers.h"
 #include "viewer/routes-site.h"
 #include "viewer/viewer.h"
+#include <goop/relay.h>
 
 static const char usage_text[] =
     "Usage: goop2 [options] [command] [DIR]\n"
@@ -666,7 +666,7 @@ static int run_host(goop_config *cfg, goop_identity *id, const char *pid) {
   stop_presence();
   ret = 0;
 out:
-  free_rdv_clients(); /* before the host */
+  free_rdv_clients();   /* before the host */
   goop_mdns_free(mdns); /* before the host it dials with */
   mdns = NULL;
   goop_presence_free(presence);

@@ -20,8 +20,8 @@ size_t relay_metrics_format(const struct goop_relay_stats *st, char *buf, size_t
       {"goop_relay_circuits_opened_total", "counter", "Relayed connections opened.", st->circuits_opened},
       {"goop_relay_circuits_refused_total", "counter",
        "Relayed connections refused (limits, no reservation, target unreachable).", st->circuits_refused},
-      {"goop_relay_circuits_limit_closed_total", "counter", "Relayed connections ended by a duration or data limit.",
-       st->circuits_limit_closed},
+      {"goop_relay_circuits_limit_closed_total", "counter",
+       "Relayed connections ended by a duration or data limit.", st->circuits_limit_closed},
       {"goop_relay_bytes_total", "counter", "Bytes relayed, both directions.", st->bytes_relayed},
   };
   size_t total = 0;

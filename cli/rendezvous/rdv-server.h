@@ -22,7 +22,7 @@ struct rdv_server_opts {
   /* Template store roots, later ones win (see rdv_templates_config_dirs()). */
   const char *const *templates_dirs;
   size_t n_templates_dirs;
-  const char *const *trusted_proxies;   /* IPs / CIDR blocks whose X-Forwarded-For is believed */
+  const char *const *trusted_proxies; /* IPs / CIDR blocks whose X-Forwarded-For is believed */
   size_t n_trusted_proxies;
   /* GET /relay: the relay's peer ID and addresses (NULL/0 = 404, no relay). */
   const char *relay_peer_id;

@@ -668,7 +668,8 @@ int goop_config_validate(const goop_config *cfg, char *errbuf, size_t errbuf_len
     } ranges[] = {
         {"presence.relay_circuit_seconds", 0, 86400 * 7, "presence.relay_circuit_seconds must be 0..604800"},
         {"presence.relay_circuit_bytes", 0, INT64_C(1) << 40, "presence.relay_circuit_bytes must be 0..2^40"},
-        {"presence.relay_reservation_seconds", 60, 86400, "presence.relay_reservation_seconds must be 60..86400"},
+        {"presence.relay_reservation_seconds", 60, 86400,
+         "presence.relay_reservation_seconds must be 60..86400"},
         {"presence.relay_max_reservations", 1, 1000000, "presence.relay_max_reservations must be 1..1000000"},
         {"presence.relay_max_reservations_per_ip", 1, 1000000,
          "presence.relay_max_reservations_per_ip must be 1..1000000"},
@@ -679,7 +680,8 @@ int goop_config_validate(const goop_config *cfg, char *errbuf, size_t errbuf_len
          "presence.rendezvous_max_subscribers must be 1..10000000"},
         {"presence.rendezvous_max_subscribers_per_ip", 1, 10000000,
          "presence.rendezvous_max_subscribers_per_ip must be 1..10000000"},
-        {"presence.rendezvous_subscriber_queue", 1, 65536, "presence.rendezvous_subscriber_queue must be 1..65536"},
+        {"presence.rendezvous_subscriber_queue", 1, 65536,
+         "presence.rendezvous_subscriber_queue must be 1..65536"},
         {"presence.rendezvous_publish_per_minute", 1, 1000000,
          "presence.rendezvous_publish_per_minute must be 1..1000000"},
         {"presence.rendezvous_max_peers", 1, 10000000, "presence.rendezvous_max_peers must be 1..10000000"},
@@ -692,7 +694,8 @@ int goop_config_validate(const goop_config *cfg, char *errbuf, size_t errbuf_len
     int k = key_index("presence.rendezvous_trusted_proxies");
     for (size_t i = 0; i < cfg->vals[k].vn; i++)
       if (!is_cidr(cfg->vals[k].v[i]))
-        FAIL("presence.rendezvous_trusted_proxies: \"%s\" is not an IP address or CIDR block", cfg->vals[k].v[i]);
+        FAIL("presence.rendezvous_trusted_proxies: \"%s\" is not an IP address or CIDR block",
+             cfg->vals[k].v[i]);
   }
   const char *wan = STR("presence.rendezvous_wan");
   if (!is_blank(wan)) {

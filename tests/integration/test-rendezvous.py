@@ -73,7 +73,9 @@ def start(d, port):
     log = open(os.path.join(d, "server.log"), "ab")
     p = subprocess.Popen([RDV, "-dir", d], stdout=log, stderr=log)
     PROCS.append(p)
-    for _ in range(100):
+    for _ in range(400):  # up to ~20 s: an ASan build starts slowly
+        if p.poll() is not None:
+            break
         try:
             c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
             c.request("GET", "/healthz")

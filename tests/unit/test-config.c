@@ -265,7 +265,8 @@ static void test_validation_messages(void) {
   CHECK_MSG("{\"presence\":{\"rendezvous_max_subscribers_per_ip\":0}}", GOOP_ECONFIG,
             "presence.rendezvous_max_subscribers_per_ip must be 1..10000000");
   CHECK_MSG("{\"presence\":{\"rendezvous_trusted_proxies\":[\"10.0.0.0/8\",\"::1\",\"10.0.0.0/33\"]}}",
-            GOOP_ECONFIG, "presence.rendezvous_trusted_proxies: \"10.0.0.0/33\" is not an IP address or CIDR block");
+            GOOP_ECONFIG,
+            "presence.rendezvous_trusted_proxies: \"10.0.0.0/33\" is not an IP address or CIDR block");
   CHECK_MSG("{\"presence\":{\"rendezvous_trusted_proxies\":[\"proxy.example\"]}}", GOOP_ECONFIG,
             "presence.rendezvous_trusted_proxies: \"proxy.example\" is not an IP address or CIDR block");
   CHECK_VALID("{\"presence\":{\"rendezvous_trusted_proxies\":[\"192.0.2.1\",\"2001:db8::/32\"]}}");
