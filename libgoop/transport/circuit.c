@@ -235,6 +235,18 @@ static int cp_write(goop__pipe *base, const uint8_t *data, size_t len) {
     return GOOP_ECLOSED;
   if (p->err)
     return p->err;
+  if (evbuffer_get_length(p->out) == 0) {
+    /* Straight into the stream; only what it cannot take waits here. */
+    ssize_t n = goop_stream_write(p->s, data, len);
+    if (n < 0 && n != GOOP_EAGAIN)
+      return (int)n;
+    if (n > 0) {
+      data += n;
+      len -= (size_t)n;
+    }
+    if (len == 0)
+      return 0;
+  }
   if (evbuffer_add(p->out, data, len) != 0)
     return GOOP_ENOMEM;
   cp_flush(p);
