@@ -353,13 +353,17 @@ static int circuit_conn_new(goop_host *h, struct circuit_pipe *p, bool outbound,
 /* ---- reading one relay message from a stream --------------------------------------------- */
 
 /*
- * Read from |s| into |buf| until it holds one whole message. 1: the message is
+ * Read from |s| into |buf| until it holds one whole message (by |deadline|). 1: the message is
  * |*msg|/|*msg_len| and |*used| bytes of |buf| belong to it; 0: need more;
  * GOOP_ECLOSED (end of stream first), GOOP_EMSGSIZE / GOOP_EPARSE (malformed)
  * or a stream error.
  */
-static int msg_pull(goop_stream *s, goop_buf *buf, const uint8_t **msg, size_t *msg_len, size_t *used) {
+static int msg_pull(goop_stream *s, goop_buf *buf, goop_tstamp deadline, const uint8_t **msg, size_t *msg_len,
+                    size_t *used) {
   for (;;) {
+    /* The idle timeout covers silence; this bounds a peer that drips bytes. */
+    if (goop__now_us() > deadline)
+      return GOOP_ETIMEDOUT;
     if (buf->len) {
       int r = goop_relay_frame_take(buf->data, buf->len, msg, msg_len, used);
       if (r == 0)
@@ -439,6 +443,7 @@ struct goop__circuit_dial {
   int pending;      /* connect/open callbacks still to come */
   goop_stream *s;
   goop_buf buf;
+  goop_tstamp deadline; /* for the relay's answer */
 };
 
 static void cd_free(struct goop__circuit_dial *cd) {
@@ -478,7 +483,7 @@ static void cd_readable(goop_stream *s, void *ud) {
   goop_host *h = cd->h;
   const uint8_t *msg;
   size_t mlen, used;
-  int r = msg_pull(s, &cd->buf, &msg, &mlen, &used);
+  int r = msg_pull(s, &cd->buf, cd->deadline, &msg, &mlen, &used);
   if (r == 0)
     return;
   if (r < 0) {
@@ -546,6 +551,7 @@ static void cd_opened(goop_host *h, int status, goop_stream *s, void *ud) {
     return;
   }
   cd->s = s;
+  cd->deadline = goop__now_us() + (goop_tstamp)CIRCUIT_MSG_TIMEOUT_MS * 1000u;
   goop_stream_set_idle_timeout(s, CIRCUIT_MSG_TIMEOUT_MS);
   goop_stream_set_callbacks(s, &cd_cbs, cd);
   goop_hop_msg m = {.has_type = true, .type = GOOP_HOP_CONNECT};
@@ -635,6 +641,7 @@ struct stop_srv {
   goop_host *h;
   goop_stream *s;
   goop_buf buf;
+  goop_tstamp deadline;
   bool counted; /* in h->n_pending_inbound */
 };
 
@@ -671,7 +678,7 @@ static void stop_readable(goop_stream *s, void *ud) {
   goop_conn *rconn = goop_stream_conn(s);
   const uint8_t *msg;
   size_t mlen, used;
-  int r = msg_pull(s, &st->buf, &msg, &mlen, &used);
+  int r = msg_pull(s, &st->buf, st->deadline, &msg, &mlen, &used);
   if (r == 0)
     return;
   if (r < 0) {
@@ -782,8 +789,11 @@ static void stop_serve(goop_host *h, goop_stream *s, void *ud) {
   st->s = s;
   goop_buf_init(&st->buf, 0);
   st->counted = true;
+  /* The relay's CONNECT must arrive whole within the stream negotiation timeout. */
+  uint64_t to = goop__host_opt(h, GOOP_HOST_NEGOTIATION_TIMEOUT_MS);
+  st->deadline = goop__now_us() + (goop_tstamp)to * 1000u;
   h->n_pending_inbound++;
-  goop_stream_set_idle_timeout(s, CIRCUIT_MSG_TIMEOUT_MS);
+  goop_stream_set_idle_timeout(s, (uint32_t)to);
   goop_stream_set_callbacks(s, &stop_cbs, st);
   s->svc_free = stop_destroy;
 }
@@ -819,6 +829,7 @@ struct rsv_op {
   goop_stream *s;
   goop_conn *conn; /* ref */
   goop_buf buf;
+  goop_tstamp deadline;
 };
 
 static void rsv_op_free(struct rsv_op *op) {
@@ -943,7 +954,7 @@ static void rsv_readable(goop_stream *s, void *ud) {
   goop_reservation *r = op->r;
   const uint8_t *msg;
   size_t mlen, used;
-  int rc = msg_pull(s, &op->buf, &msg, &mlen, &used);
+  int rc = msg_pull(s, &op->buf, op->deadline, &msg, &mlen, &used);
   if (rc == 0)
     return;
   if (rc < 0) {
@@ -1040,6 +1051,7 @@ static void rsv_opened(goop_host *h, int status, goop_stream *s, void *ud) {
     return;
   }
   op->s = s;
+  op->deadline = goop__now_us() + (goop_tstamp)CIRCUIT_MSG_TIMEOUT_MS * 1000u;
   goop_stream_set_idle_timeout(s, CIRCUIT_MSG_TIMEOUT_MS);
   goop_stream_set_callbacks(s, &rsv_cbs, op);
   s->svc_free = rsv_stream_gone;

@@ -575,6 +575,7 @@ static void test_pending_limit(void) {
   goop_host_config *cfg = NULL;
   CHECK_INT_EQ(goop_host_config_new(&cfg), 0);
   CHECK_INT_EQ(goop_host_config_set(cfg, GOOP_HOST_MAX_PENDING_HANDSHAKES, 2), 0);
+  CHECK_INT_EQ(goop_host_config_set(cfg, GOOP_HOST_NEGOTIATION_TIMEOUT_MS, 1000), 0);
   goop_identity *id = NULL;
   CHECK_INT_EQ(goop_identity_generate(&id), 0);
   goop_host *hV = make_host(id, "/ip4/127.0.0.1/tcp/0", cfg);
@@ -614,6 +615,25 @@ static void test_pending_limit(void) {
   CHECK_INT_EQ(hV->n_pending_inbound, 2);
   for (int i = 0; i < 3; i++)
     raw_close(&r[i]);
+  for (int k = 0; k < 300 && hV->n_pending_inbound > 0; k++)
+    run_for(10);
+  CHECK_INT_EQ(hV->n_pending_inbound, 0);
+  /* A relay dripping its CONNECT a byte at a time (each byte well within the idle
+   * timeout) is cut off at the deadline, without an answer. */
+  struct raw d;
+  raw_open(hH, &idV, &d);
+  CHECK(d.s != NULL);
+  static const uint8_t drip[] = {0x40, 0x08, 0x00, 0x12, 0x30, 0x0a};
+  for (size_t i = 0; d.s && i < 40 && !d.ended; i++) {
+    (void)goop_stream_write(d.s, &drip[i % sizeof(drip)], 1);
+    run_for(200);
+  }
+  CHECK(d.ended);
+  CHECK(d.end_err != 0);
+  CHECK_INT_EQ(raw_status(&d), -1);
+  raw_close(&d);
+  run_for(100);
+  CHECK_INT_EQ(hV->n_pending_inbound, 0);
   goop_buf_free(&b);
   goop_host_free(hH);
   goop_host_free(hV);
