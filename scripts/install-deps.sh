@@ -6,7 +6,8 @@ set -euo pipefail
 pkgs=(meson ninja-build pkg-config gcc clang llvm lld libclang-rt-14-dev python3 git
       libevent-dev libssl-dev libsqlite3-dev libjansson-dev libavahi-client-dev libmicrohttpd-dev
       scdoc clang-format valgrind nodejs npm iproute2 procps psmisc curl ca-certificates sqlite3 openssl
-      avahi-daemon dbus-daemon)
+      avahi-daemon dbus-daemon
+      nftables)
 if [ "${GOOP_WITH_BROWSER:-0}" = 1 ]; then
   pkgs+=(chromium)
 fi
