@@ -66,7 +66,14 @@ GOOP_API int goop_host_config_set_agent(goop_host_config *cfg, const char *agent
 
 /* ---- host ------------------------------------------------------------------- */
 
-/** Connection events. Fields beyond what |version| covers are not read. */
+/**
+ * Connection events. Fields beyond what |version| covers are not read. With
+ * several connections to one peer, on_connected reports the first and
+ * on_disconnected the last, except that a direct connection replacing a
+ * relayed one (hole punching) is reported as connected and the relayed one as
+ * disconnected when it closes; on_identified then fires again for the direct
+ * connection. goop_conn_is_relayed() tells the two apart.
+ */
 struct goop_host_events {
   uint32_t version; /* GOOP_HOST_EVENTS_V1 */
   /** A connection finished its upgrade (Noise + yamux). */

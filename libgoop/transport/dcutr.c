@@ -422,6 +422,11 @@ static void grace_cb(evutil_socket_t fd, short what, void *arg) {
       goop__log_debug(h->ctx, "closing the superseded connection %s", g->c->remote_addr);
       goop__conn_close(g->c, 0);
     }
+    /* Modules that followed the peer on the closed connection (pubsub keeps its
+     * streams there) move to the direct one: tell them it is identified. */
+    goop_conn *d = direct_conn(h, &g->c->remote, g->c);
+    if (d && d->identified && !h->free_requested)
+      goop__host_emit(h, GOOP__EV_IDENTIFIED, d, 0);
     goop_conn_unref(g->c);
     free(g);
   }

@@ -1050,6 +1050,19 @@ static int peer_id_cmp(const goop_peer_id *a, const goop_peer_id *b) {
   return r ? r : (int)a->len - (int)b->len;
 }
 
+/*
+ * A direct connection replacing a relayed one (hole punching, or a direct dial
+ * that finished later): it is announced as connected and the relayed one as
+ * disconnected when it closes, so listeners that follow connections (and
+ * whether they are relayed) see the move.
+ */
+static bool handover(goop_conn *c, goop_conn *other) {
+  if (c->relayed || !other->relayed)
+    return false;
+  other->superseded = true;
+  return true;
+}
+
 void goop__host_conn_ready(goop_host *h, goop_conn *c) {
   if (c->counted_pending) {
     c->counted_pending = false;
@@ -1084,7 +1097,7 @@ void goop__host_conn_ready(goop_host *h, goop_conn *c) {
     c->dial = NULL;
     dial_finish(d, 0, keep);
   }
-  if (keep == c && !other)
+  if (keep == c && (!other || handover(c, other)))
     goop__host_emit(h, GOOP__EV_CONNECTED, c, 0);
   if (c->state == GOOP_CONN_READY)
     goop__services_start_identify(h, c);
@@ -1115,7 +1128,8 @@ void goop__host_conn_closed(goop_host *h, goop_conn *c, int reason, bool was_rea
     c->in_list = false;
     GOOP_DL_REMOVE(h->conns, c, next, prev);
   }
-  if (!h->free_requested && (notify || (was_ready && c->draining && !goop__host_find_conn(h, &c->remote))))
+  if (!h->free_requested && (notify || (was_ready && c->superseded) ||
+                             (was_ready && c->draining && !goop__host_find_conn(h, &c->remote))))
     goop__host_emit(h, GOOP__EV_DISCONNECTED, c, reason);
   goop_conn_unref(c); /* the list reference */
 }

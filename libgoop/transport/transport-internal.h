@@ -140,6 +140,7 @@ struct goop_conn {
   bool counted_pending; /* counted in host->n_pending_inbound */
   bool in_list;
   bool relayed; /* runs over a circuit relay stream (circuit.c) */
+  bool superseded; /* relayed, replaced by a direct connection: reports its own on_disconnected */
   int close_reason;
   struct goop__dial *dial;          /* outbound dial this connection belongs to while upgrading */
   struct goop_stream *streams;      /* all live streams (list) */

@@ -273,6 +273,36 @@ static void on_connect_keep(goop_host *h, int status, goop_conn *c, void *ud) {
   w->conn = c ? goop_conn_ref(c) : NULL;
 }
 
+/* Connection events as a module following connections sees them. */
+struct ev_count {
+  int connected, disconnected, relayed_now; /* relayed_now: relayed connections announced and not yet gone */
+  int identified_after;                     /* direct connection identified after a relayed one went away */
+};
+
+static void ev_conn(goop_host *h, goop_conn *c, void *ud) {
+  (void)h;
+  struct ev_count *e = ud;
+  e->connected++;
+  e->relayed_now += goop_conn_is_relayed(c);
+}
+
+static void ev_disc(goop_host *h, goop_conn *c, int reason, void *ud) {
+  (void)h;
+  (void)reason;
+  struct ev_count *e = ud;
+  e->disconnected++;
+  e->relayed_now -= goop_conn_is_relayed(c);
+}
+
+static void ev_ident(goop_host *h, goop_conn *c, void *ud) {
+  (void)h;
+  struct ev_count *e = ud;
+  if (!goop_conn_is_relayed(c) && e->disconnected > 0)
+    e->identified_after++;
+}
+
+static const struct goop_host_events ev_counters = {GOOP_HOST_EVENTS_V1, ev_conn, ev_disc, ev_ident};
+
 static size_t count_relayed(goop_host *h, const goop_peer_id *peer) {
   size_t n = 0;
   for (goop_conn *c = h->conns; c; c = c->next)
@@ -300,6 +330,9 @@ static void via_relay(bool a_listens) {
   goop_peer_id_to_string(&bp, bstr, sizeof(bstr));
   snprintf(circ, sizeof(circ), "%s/p2p-circuit/p2p/%s", raddr, bstr);
   const char *ra = raddr;
+  struct ev_count ea = {0}, eb = {0};
+  CHECK_INT_EQ(goop_host_add_events(a, &ev_counters, &ea, NULL), 0);
+  CHECK_INT_EQ(goop_host_add_events(b, &ev_counters, &eb, NULL), 0);
   int rsv_ok = 0;
   CHECK_INT_EQ(goop_host_reserve(b, &rp, &ra, 1, on_rsv, &rsv_ok, &rsv), 0);
   RUN_UNTIL(rsv_ok != 0, 15);
@@ -332,6 +365,16 @@ static void via_relay(bool a_listens) {
     CHECK_INT_EQ(count_relayed(a, &bp), 0);
     CHECK_INT_EQ(count_relayed(b, &ap), 0);
     CHECK(goop_conn_is_closed(arel));
+    /* Listeners saw the move: relayed connected, direct connected, relayed disconnected,
+     * and the direct connection identified again once the relayed one was gone. */
+    RUN_UNTIL(ea.identified_after > 0 && eb.identified_after > 0, 10);
+    CHECK_INT_EQ(ea.connected, 3); /* R, B relayed, B direct */
+    CHECK_INT_EQ(ea.disconnected, 1);
+    CHECK_INT_EQ(ea.relayed_now, 0);
+    CHECK_INT_EQ(eb.connected - eb.disconnected, 2); /* B also holds its relay connection */
+    CHECK_INT_EQ(eb.relayed_now, 0);
+    CHECK(ea.identified_after > 0);
+    CHECK(eb.identified_after > 0);
     struct goop_relay_stats st;
     RUN_UNTIL((goop_relay_get_stats(relay, &st), st.circuits_active == 0), 10);
     CHECK_INT_EQ(st.circuits_active, 0);
@@ -342,6 +385,9 @@ static void via_relay(bool a_listens) {
     CHECK_INT_EQ(log_count("direct connection established"), 0);
     CHECK(goop_host_get_conn(a, &bp) == arel);
     CHECK(!goop_conn_is_closed(arel));
+    CHECK_INT_EQ(ea.connected, 2); /* R, B relayed */
+    CHECK_INT_EQ(ea.disconnected, 0);
+    CHECK_INT_EQ(ea.relayed_now, 1);
     CHECK(ping_ok(a, b));
     CHECK(ping_ok(b, a));
   }
