@@ -8,10 +8,19 @@
  *   goop-bench connrate ADDR N            N sequential connections (TCP + Noise + yamux +
  *                                         identify), each closed before the next
  *
+ * Relayed modes (bench/relay.sh; ADDR above may also be a /p2p-circuit address):
+ *   goop-bench serve-relayed RELAY-ADDR   serve as above and hold a reservation on the relay at
+ *                                         RELAY-ADDR (".../p2p/<relay>"); print {"addr", "circuit"}
+ *                                         once the slot is granted
+ *   goop-bench circuits ADDR N            N client hosts (N identities) connect to ADDR at once;
+ *                                         print {"circuits", "ms"} when all are up, then hold them
+ *                                         until SIGTERM/SIGINT
+ *
  * Output: one JSON object per measurement on stdout. See bench/transport.sh.
  */
 #include <event2/event.h>
 #include <goop/goop.h>
+#include <goop/relay.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -298,6 +307,129 @@ static int cmd_connrate(const char *addr, int n) {
   return 0;
 }
 
+/* ---- relayed modes (bench/relay.sh) ------------------------------------------------------- */
+
+static void on_reserved(goop_host *h, goop_reservation *r, int st, void *ud) {
+  (void)h, (void)r, (void)ud;
+  if (st)
+    fprintf(stderr, "goop-bench: reservation failed: %s (retrying)\n", goop_strerror(st));
+  else
+    flag = 1;
+}
+
+static int cmd_serve_relayed(const char *relay_addr) {
+  const char *p = strstr(relay_addr, "/p2p/");
+  goop_peer_id relay;
+  if (!p || goop_peer_id_from_string(p + 5, &relay) != 0) {
+    fprintf(stderr, "goop-bench: %s does not end with /p2p/<relay id>\n", relay_addr);
+    return 1;
+  }
+  base = event_base_new();
+  goop_identity *id;
+  goop_host_config *cfg = NULL;
+  if (!base || goop_ctx_new(base, &ctx) || goop_identity_generate(&id) || goop_host_config_new(&cfg))
+    return 1;
+  /* many relayed connections arrive at once in "circuits" runs */
+  (void)goop_host_config_set(cfg, GOOP_HOST_MAX_CONNS, 100000);
+  (void)goop_host_config_set(cfg, GOOP_HOST_MAX_PENDING_HANDSHAKES, 100000);
+  (void)goop_host_config_set(cfg, GOOP_HOST_IDLE_TIMEOUT_MS, 0);
+  int rc = goop_host_new(ctx, id, cfg, &host);
+  goop_identity_free(id);
+  goop_host_config_free(cfg);
+  if (rc || goop_host_listen(host, "/ip4/127.0.0.1/tcp/0") || goop_test_serve_all(host, base) ||
+      goop_host_set_stream_handler(host, DISCARD, discard_handler, NULL))
+    return 1;
+  goop_reservation *rsv = NULL;
+  const char *addrs[] = {relay_addr};
+  flag = 0;
+  if (goop_host_reserve(host, &relay, addrs, 1, on_reserved, NULL, &rsv) || !run_until_flag(30)) {
+    fprintf(stderr, "goop-bench: no reservation on %s\n", relay_addr);
+    goop_reservation_free(rsv);
+    return 1;
+  }
+  char a[200], me[GOOP_PEER_ID_STR_MAX];
+  goop_peer_id pid;
+  goop_host_listen_addr(host, 0, a, sizeof(a));
+  goop_host_peer_id(host, &pid);
+  goop_peer_id_to_string(&pid, me, sizeof(me));
+  printf("{\"addr\": \"%s/p2p/%s\", \"circuit\": \"%s/p2p-circuit/p2p/%s\"}\n", a, me, relay_addr, me);
+  fflush(stdout);
+  struct event *s1 = evsignal_new(base, SIGTERM, on_sig, NULL),
+               *s2 = evsignal_new(base, SIGINT, on_sig, NULL);
+  event_add(s1, NULL);
+  event_add(s2, NULL);
+  event_base_dispatch(base);
+  event_free(s1);
+  event_free(s2);
+  goop_reservation_free(rsv);
+  return 0;
+}
+
+#define CIRCUITS_IN_FLIGHT 16
+
+struct holder {
+  goop_host *h;
+  int state; /* 0 dialling, 1 up, -1 failed */
+};
+
+static void holder_connected(goop_host *h, int st, goop_conn *c, void *ud) {
+  (void)h, (void)c;
+  struct holder *k = ud;
+  k->state = st ? -1 : 1;
+  if (st)
+    fprintf(stderr, "goop-bench: circuit failed: %s\n", goop_strerror(st));
+}
+
+static int cmd_circuits(const char *addr, int n) {
+  if (n <= 0 || setup(false))
+    return 1;
+  struct holder *k = calloc((size_t)n, sizeof(*k));
+  if (!k)
+    return 1;
+  goop_host_config *cfg = NULL;
+  if (goop_host_config_new(&cfg)) {
+    free(k);
+    return 1;
+  }
+  (void)goop_host_config_set(cfg, GOOP_HOST_IDLE_TIMEOUT_MS, 0);
+  /* at most CIRCUITS_IN_FLIGHT dials at once: the relay and the target count handshakes in progress */
+  double t0 = now_s();
+  int rc = 0, started = 0, up = 0, failed = 0;
+  while (!rc && up + failed < n && now_s() - t0 < 300) {
+    while (!rc && started < n && started - up - failed < CIRCUITS_IN_FLIGHT) {
+      goop_identity *id = NULL;
+      struct holder *h = &k[started++];
+      if (goop_identity_generate(&id) || goop_host_new(ctx, id, cfg, &h->h) ||
+          goop_host_connect_addr(h->h, addr, 30000, holder_connected, h))
+        rc = 1;
+      goop_identity_free(id);
+    }
+    event_base_loop(base, EVLOOP_ONCE);
+    up = failed = 0;
+    for (int i = 0; i < started; i++)
+      up += k[i].state == 1, failed += k[i].state == -1;
+  }
+  goop_host_config_free(cfg);
+  printf("{\"bench\": \"circuits\", \"circuits\": %d, \"failed\": %d, \"ms\": %.1f}\n", up, n - up,
+         (now_s() - t0) * 1000);
+  fflush(stdout);
+  if (!rc && up == n) {
+    struct event *s1 = evsignal_new(base, SIGTERM, on_sig, NULL),
+                 *s2 = evsignal_new(base, SIGINT, on_sig, NULL);
+    event_add(s1, NULL);
+    event_add(s2, NULL);
+    event_base_dispatch(base);
+    event_free(s1);
+    event_free(s2);
+  } else {
+    rc = 1;
+  }
+  for (int i = 0; i < n; i++)
+    goop_host_free(k[i].h);
+  free(k);
+  return rc;
+}
+
 int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   int rc = 2;
@@ -309,8 +441,13 @@ int main(int argc, char **argv) {
     rc = cmd_discard(argv[2], strtoull(argv[3], NULL, 10), argc >= 5 ? atoi(argv[4]) : 1);
   else if (argc >= 4 && strcmp(argv[1], "connrate") == 0)
     rc = cmd_connrate(argv[2], atoi(argv[3]));
+  else if (argc >= 3 && strcmp(argv[1], "serve-relayed") == 0)
+    rc = cmd_serve_relayed(argv[2]);
+  else if (argc >= 4 && strcmp(argv[1], "circuits") == 0)
+    rc = cmd_circuits(argv[2], atoi(argv[3]));
   else
-    fprintf(stderr, "usage: goop-bench serve | sink|discard ADDR BYTES [REPEAT] | connrate ADDR N\n");
+    fprintf(stderr, "usage: goop-bench serve | sink|discard ADDR BYTES [REPEAT] | connrate ADDR N\n"
+                    "       goop-bench serve-relayed RELAY-ADDR | circuits ADDR N\n");
   goop_host_free(host);
   goop_ctx_free(ctx);
   if (base)
