@@ -204,6 +204,8 @@ lab_up() { # lab_up CASE MODE... (one router + host per mode): 0 or 1
   shift
   L=$ID$c
   NHOSTS=$#
+  PEER_PID=()
+  RDV_PID=""
   ip netns add "${L}pub" || return 1
   ip -n "${L}pub" link set lo up &&
     ip -n "${L}pub" link add br0 type bridge &&
@@ -330,6 +332,30 @@ browse() { # browse I J: I fetches J's start page through its viewer (/p/<id>/):
 }
 has_relay_client() { # does this goop2 reserve relay slots? (a feature probe on the binary)
   grep -aq 'slot reserved' "$GOOP2"
+}
+
+# shutdown_check CASE: stop the peers and the server (SIGTERM); SHUT gets "<problem>;" for
+# every process that did not exit 0 and every sanitizer report in the logs
+shutdown_check() {
+  local c=$1 i rc f
+  SHUT=""
+  for i in "${!PEER_PID[@]}"; do
+    stop_pid "${PEER_PID[$i]}"
+    rc=$?
+    [ $rc = 0 ] || SHUT="$SHUT goop2 in h$i exited with $rc on SIGTERM;"
+  done
+  PEER_PID=()
+  if [ -n "$RDV_PID" ]; then
+    stop_pid "$RDV_PID"
+    rc=$?
+    [ $rc = 0 ] || SHUT="$SHUT goop2-rendezvous exited with $rc on SIGTERM;"
+    RDV_PID=""
+  fi
+  for f in "$T/$c"/*/err; do
+    [ -f "$f" ] || continue
+    grep -q 'Sanitizer\|runtime error:' "$f" && SHUT="$SHUT sanitizer report in ${f#"$T"/};"
+  done
+  return 0
 }
 
 # Common start of cases a-d: relay config, rendezvous, peers; 0 ready, 1 failed (FAIL
@@ -572,10 +598,13 @@ case_a() {
   conn_is 2 1 direct || fail="$fail h2 sees $(conn 2 1) for h1;"
   final_line $c 1 2 "h2 sees $(conn 2 1)"
   say "relay: $(metric goop_relay_circuits_opened_total) circuits opened, $(metric goop_relay_circuits) open"
-  if [ -z "$fail" ] && [ "$FINAL" = direct ]; then
+  [ "$FINAL" = direct ] || fail="$fail final connection $FINAL, expected direct;"
+  shutdown_check $c
+  fail="$fail$SHUT"
+  if [ -z "$fail" ]; then
     case_pass $c "hole punching through two endpoint-independent NATs"
   else
-    case_fail $c "${fail:-final connection $FINAL, expected direct}"
+    case_fail $c "$fail"
   fi
   lab_down
 }
@@ -655,6 +684,8 @@ case_b() {
   final_line $c 1 2 "h2 sees $(conn 2 1)"
   say "relay: $(metric goop_relay_circuits) circuits open, $(metric goop_relay_bytes_total) bytes relayed"
   [ "$FINAL" = relayed ] || fail="$fail final connection $FINAL, expected relayed (symmetric NAT);"
+  shutdown_check $c
+  fail="$fail$SHUT"
   if [ -z "$fail" ]; then
     case_pass $c "site and data ops through the relay behind a symmetric NAT"
   else
@@ -713,6 +744,8 @@ case_c() {
   browse 2 1 || fail="$fail h2 cannot browse h1 any more;"
   final_line $c 1 2 "h1-h2 kept; h3 refused"
   [ "$FINAL" = relayed ] || fail="$fail h1-h2 final connection $FINAL, expected relayed;"
+  shutdown_check $c
+  fail="$fail$SHUT"
   if [ -z "$fail" ]; then
     case_pass $c "over-limit reservation and circuit refused with 'limit reached', relay kept serving h1-h2"
   else
@@ -744,7 +777,9 @@ case_d() {
   rid1=$(rdv_get /relay | python3 -c 'import json,sys; print(json.load(sys.stdin)["peer_id"])')
   say "stopping goop2-rendezvous (relay $rid1)"
   stop_pid "$RDV_PID"
-  say "goop2-rendezvous exited with $?"
+  rc=$?
+  say "goop2-rendezvous exited with $rc"
+  [ $rc = 0 ] || fail="$fail goop2-rendezvous exited with $rc on SIGTERM;"
   # the relayed connection is gone with the relay
   wait_until 60 conn_is 1 2 none || fail="$fail h1 still sees $(conn 1 2) for h2 after the relay stopped;"
   echo "case d: connection while the relay is down $(conn 1 2)"
@@ -768,6 +803,8 @@ case_d() {
   fi
   final_line $c 1 2 "after the relay restart"
   [ "$FINAL" = relayed ] || fail="$fail final connection $FINAL, expected relayed;"
+  shutdown_check $c
+  fail="$fail$SHUT"
   if [ -z "$fail" ]; then
     case_pass $c "re-reserved on the restarted relay and reconnected through it"
   else
