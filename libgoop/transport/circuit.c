@@ -913,14 +913,25 @@ static void rsv_done(struct rsv_op *op, int status) {
   rsv_report(r, status);
 }
 
-/* Circuit address of a reservation address (binary): text + "/p2p/R/p2p-circuit". */
-static void rsv_add_addr(goop_reservation *r, const uint8_t *ma, size_t len) {
+static bool is_loopback_text(const char *t) {
+  return strncmp(t, "/ip4/127.", 9) == 0 || strncmp(t, "/ip6/::1/", 9) == 0;
+}
+
+/* Circuit address of a reservation address (binary): text + "/p2p/R/p2p-circuit".
+ * Loopback relay addresses are of no use to others unless we reach the relay
+ * over loopback ourselves (one machine, tests). */
+static void rsv_add_addr(goop_reservation *r, const uint8_t *ma, size_t len, bool allow_loopback) {
+  static const uint8_t loopback6[16] = {[15] = 1};
   if (r->n_addrs >= RSV_MAX_ADDRS || goop_ma_validate(ma, len) != 0)
     return;
   size_t off = 0, last = 0, prev = 0;
   goop_ma_component c, lastc = {0};
   while (goop_ma_next(ma, len, &off, &c) == 1) {
     if (c.code == GOOP_MA_P2P_CIRCUIT)
+      return;
+    if (!allow_loopback && prev == 0 && /* the first component */
+        ((c.code == GOOP_MA_IP4 && c.value_len == 4 && c.value[0] == 127) ||
+         (c.code == GOOP_MA_IP6 && c.value_len == 16 && memcmp(c.value, loopback6, 16) == 0)))
       return;
     last = prev;
     lastc = c;
@@ -995,14 +1006,15 @@ static void rsv_readable(goop_stream *s, void *ud) {
     return;
   }
   rsv_clear_addrs(r);
+  bool loop = op->conn && is_loopback_text(op->conn->remote_addr);
   for (size_t i = 0; i < m.reservation.n_addrs; i++)
-    rsv_add_addr(r, m.reservation.addrs[i].data, m.reservation.addrs[i].len);
+    rsv_add_addr(r, m.reservation.addrs[i].data, m.reservation.addrs[i].len, loop);
   if (r->n_addrs == 0 && op->conn) {
     /* No usable address from the relay: the one we reached it at. */
     goop_buf b;
     goop_buf_init(&b, GOOP_MA_MAX);
     if (goop_ma_from_string(op->conn->remote_addr, &b) == 0)
-      rsv_add_addr(r, b.data, b.len);
+      rsv_add_addr(r, b.data, b.len, true);
     goop_buf_free(&b);
   }
   bool was_active = r->active;

@@ -12,10 +12,14 @@
  * dying closes both relayed connections and B reserves again by itself once
  * the relay is back.
  */
+#include <arpa/inet.h>
 #include <event2/event.h>
 #include <goop/goop.h>
 #include <goop/relay.h>
+#include <ifaddrs.h>
 #include <limits.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -251,6 +255,55 @@ static void test_refresh(void) {
   goop_host_free(hF);
   lim.reservation_ttl_s = 3600;
   CHECK_INT_EQ(goop_relay_set_limits(relay, &lim), 0);
+}
+
+/* A relay on every interface, reached over a non-loopback address: its loopback
+ * addresses are not announced as circuit addresses (nobody else could use them). */
+static void test_reservation_addresses(void) {
+  char ip[INET_ADDRSTRLEN] = "";
+  struct ifaddrs *ifa = NULL;
+  if (getifaddrs(&ifa) == 0) {
+    for (struct ifaddrs *i = ifa; i && !ip[0]; i = i->ifa_next)
+      if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET && (i->ifa_flags & IFF_UP) &&
+          !(i->ifa_flags & IFF_LOOPBACK))
+        inet_ntop(AF_INET, &((struct sockaddr_in *)i->ifa_addr)->sin_addr, ip, sizeof(ip));
+    freeifaddrs(ifa);
+  }
+  if (!ip[0]) {
+    printf("# no non-loopback IPv4 interface: skipped\n");
+    return;
+  }
+  goop_peer_id id2, idF;
+  goop_identity *key = NULL;
+  CHECK_INT_EQ(goop_identity_generate(&key), 0);
+  goop_host *h2 = make_host(key, "/ip4/0.0.0.0/tcp/0", NULL);
+  goop_identity_free(key);
+  goop_host_peer_id(h2, &id2);
+  goop_relay *r2 = NULL;
+  CHECK_INT_EQ(goop_relay_new(h2, NULL, &r2), 0);
+  char la[200], s2[GOOP_PEER_ID_STR_MAX], a[300];
+  goop_host_listen_addr(h2, 0, la, sizeof(la));
+  goop_peer_id_to_string(&id2, s2, sizeof(s2));
+  snprintf(a, sizeof(a), "/ip4/%s/tcp/%s/p2p/%s", ip, strrchr(la, '/') + 1, s2);
+  goop_host *hF = make_fresh_host(&idF);
+  const char *ap = a;
+  goop_reservation *r = NULL;
+  rsv_done = false;
+  CHECK_INT_EQ(goop_host_reserve(hF, &id2, &ap, 1, on_rsv, NULL, &r), 0);
+  CHECK(run_until(&rsv_done, 15000));
+  CHECK_INT_EQ(rsv_status, 0);
+  char want[300];
+  snprintf(want, sizeof(want), "/ip4/%s/tcp/%s/p2p/%s/p2p-circuit", ip, strrchr(la, '/') + 1, s2);
+  CHECK(announces(hF, want));
+  char buf[700];
+  bool loop_circuit = false;
+  for (size_t i = 0; goop_host_announce_addr(hF, i, buf, sizeof(buf)) > 0; i++)
+    loop_circuit |= strncmp(buf, "/ip4/127.", 9) == 0 && strstr(buf, "/p2p-circuit") != NULL;
+  CHECK(!loop_circuit);
+  goop_reservation_free(r);
+  goop_host_free(hF);
+  goop_relay_free(r2);
+  goop_host_free(h2);
 }
 
 static void test_dial_through_relay(void) {
@@ -804,6 +857,7 @@ int main(void) {
 
   RUN(test_reserve);
   RUN(test_refresh);
+  RUN(test_reservation_addresses);
   RUN(test_dial_through_relay);
   RUN(test_site_over_circuit);
   RUN(test_no_reservation);
