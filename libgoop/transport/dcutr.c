@@ -4,8 +4,10 @@
  * OBSERVED ADDRESSES. Every identify response carries the address the remote
  * sees us at (observedAddr). We keep the last one each observing peer
  * reported (at most OBS_MAX observers, OBS_TTL_S each), ignoring identify over
- * relayed connections and addresses that are not plain ip4/ip6 + tcp or that
- * are loopback, unspecified or link-local. Rule: an address is CONFIRMED
+ * relayed connections and over connections we dialled from an ephemeral port
+ * (only dials from the listen port, the default, map to it), and addresses
+ * that are not plain ip4/ip6 + tcp or that are loopback, unspecified or
+ * link-local. Rule: an address is CONFIRMED
  * when at least 2 distinct peers report it, or when 1 peer reports it that is
  * a circuit relay (it lists the hop protocol in identify; the relay we hold a
  * reservation with is one). Confirmed addresses are public
@@ -200,7 +202,10 @@ static bool loopback_ok(const goop_conn *carrier) {
 
 void goop__observed_record(goop_host *h, goop_conn *c, const uint8_t *ma, size_t len) {
   struct goop__dcutr *dc = h->dcutr;
-  if (!dc || goop__conn_relayed(c) || addr_classify(ma, len, NULL) != ADDR_OK)
+  /* What the remote sees of a connection we dialled from an ephemeral port
+   * says nothing about our listen port. */
+  if (!dc || goop__conn_relayed(c) || (c->outbound && !c->from_listen_port) ||
+      addr_classify(ma, len, NULL) != ADDR_OK)
     return;
   goop_tstamp now = goop__now_us();
   struct observation *o = NULL;

@@ -624,6 +624,7 @@ static void attempt_event_cb(struct bufferevent *bev, short what, void *arg) {
       goto out;
     }
     a->conn = c;
+    c->from_listen_port = a->from_listen;
     c->dial = a->dial;
   } else if (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF | BEV_EVENT_TIMEOUT)) {
     int e = EVUTIL_SOCKET_ERROR();
@@ -683,6 +684,7 @@ static int connect_from_listen_port(struct goop__dial *d, struct goop__attempt *
     return e ? goop__from_errno(e) : GOOP_EADDRINUSE;
   }
   bufferevent_setcb(a->bev, NULL, NULL, attempt_event_cb, a);
+  a->from_listen = true;
   a->next = d->attempts;
   d->attempts = a;
   return 0;

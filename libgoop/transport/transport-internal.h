@@ -139,8 +139,9 @@ struct goop_conn {
   bool identified;
   bool counted_pending; /* counted in host->n_pending_inbound */
   bool in_list;
-  bool relayed; /* runs over a circuit relay stream (circuit.c) */
-  bool superseded; /* relayed, replaced by a direct connection: reports its own on_disconnected */
+  bool relayed;          /* runs over a circuit relay stream (circuit.c) */
+  bool superseded;       /* relayed, replaced by a direct connection: reports its own on_disconnected */
+  bool from_listen_port; /* dialled from our listen port: what the remote observes is worth keeping */
   int close_reason;
   struct goop__dial *dial;          /* outbound dial this connection belongs to while upgrading */
   struct goop_stream *streams;      /* all live streams (list) */
@@ -283,6 +284,7 @@ struct goop__attempt {
   socklen_t sa_len;
   struct goop_conn *conn;
   struct goop__circuit_dial *circuit; /* circuit attempt: hop CONNECT in progress */
+  bool from_listen;                   /* the socket is bound to our listen port */
   struct goop__attempt *next;
 };
 

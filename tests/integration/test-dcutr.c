@@ -749,8 +749,17 @@ static void test_disabled(void) {
   CHECK(c != NULL);
   if (c)
     CHECK_INT_EQ(goop__dcutr_start(c), GOOP_ENOTSUP);
+  /* Dials leave from an ephemeral port: what a relay observes of them is not kept. */
+  if (c)
+    CHECK(!c->from_listen_port);
+  struct fake_id f = {"/ip4/203.0.113.9/tcp/5555", true};
+  goop_host *o = observer(&f);
+  CHECK(connect_hosts(h, o, 0) != NULL);
+  char buf[200];
+  CHECK_INT_EQ(goop_host_observed_addr(h, 0, buf, sizeof(buf)), GOOP_ENOENT);
   goop_host_free(h);
   goop_host_free(b);
+  goop_host_free(o);
 }
 
 int main(void) {
