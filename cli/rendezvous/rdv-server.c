@@ -78,6 +78,7 @@ struct rdv_server {
   struct conn_slot *wait_head, *wait_tail; /* connections owing a request, by deadline */
   struct event *sweep;
   struct event *flush; /* FLUSH_MS after the first message since the last flush */
+  size_t stream_cap;   /* /events subscribers the connection limit leaves room for */
   struct goop_rdv_net *trusted;
   size_t n_trusted;
   char *relay_json; /* GET /relay body; NULL = 404 */
@@ -886,6 +887,29 @@ static unsigned conn_limit(void) {
   return rl.rlim_cur > 128 ? (unsigned)(rl.rlim_cur - 64) : 64;
 }
 
+/* /events streams stay open: at most the connection limit minus a reserve
+ * (1/8, 16..1024) may be streams, so publishes, health checks and the admin
+ * still get a connection when subscribers would fill every slot (they get 429). */
+static size_t stream_cap(unsigned conns) {
+  unsigned reserve = conns / 8;
+  reserve = reserve < 16 ? 16 : reserve > 1024 ? 1024 : reserve;
+  return conns > reserve ? conns - reserve : 1;
+}
+
+/* The configured limits (NULL = defaults), with the subscriber total capped by stream_cap. */
+static void set_limits(struct rdv_server *s, const struct goop_rdv_limits *l) {
+  struct goop_rdv_limits lim, def;
+  goop__rdv_limits_default(&def);
+  lim = l ? *l : def;
+  if (!lim.sse_total)
+    lim.sse_total = def.sse_total;
+  if (lim.sse_total > s->stream_cap) {
+    lim.sse_total = s->stream_cap;
+    rdv_server_log(s, "at most %zu /events subscribers (file descriptor limit)", s->stream_cap);
+  }
+  goop__rdv_set_limits(s->core, &lim);
+}
+
 /* The /relay body: {"peer_id": ..., "addrs": [...]}, or NULL without a relay. */
 static char *relay_json(const struct rdv_server_opts *o) {
   if (!o->relay_peer_id || !o->relay_peer_id[0])
@@ -934,10 +958,13 @@ int rdv_server_new(struct event_base *base, const struct rdv_server_opts *o, str
   snprintf(s->bind, sizeof(s->bind), "%s", o->bind && o->bind[0] ? o->bind : "127.0.0.1");
   s->admin_password = dup_or_empty(o->admin_password);
   s->external_url = dup_or_empty(o->external_url);
-  if (!s->admin_password || !s->external_url || goop__rdv_new(o->limits, &s->core) != 0) {
+  if (!s->admin_password || !s->external_url || goop__rdv_new(NULL, &s->core) != 0) {
     snprintf(err, errlen, "rendezvous: out of memory");
     goto fail;
   }
+  unsigned conns = conn_limit();
+  s->stream_cap = stream_cap(conns);
+  set_limits(s, o->limits);
   if (apply_opts(s, o, err, errlen) != 0)
     goto fail;
   if (o->peer_db_path && o->peer_db_path[0]) {
@@ -951,13 +978,12 @@ int rdv_server_new(struct event_base *base, const struct rdv_server_opts *o, str
   int fd = listen_socket(s->bind, o->port, &s->port, err, errlen);
   if (fd < 0)
     goto fail;
-  s->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-                          on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_LISTEN_SOCKET,
-                          fd, MHD_OPTION_CONNECTION_LIMIT, conn_limit(), MHD_OPTION_CONNECTION_TIMEOUT,
-                          (unsigned)HEADER_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-                          (size_t)CONN_POOL_BYTES, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                          MHD_OPTION_NOTIFY_CONNECTION, on_conn, s, MHD_OPTION_UNESCAPE_CALLBACK,
-                          rdv_templates_unescape, NULL, MHD_OPTION_END);
+  s->d = MHD_start_daemon(
+      MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, s,
+      MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
+      conns, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HEADER_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+      (size_t)CONN_POOL_BYTES, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
+      on_conn, s, MHD_OPTION_UNESCAPE_CALLBACK, rdv_templates_unescape, NULL, MHD_OPTION_END);
   if (!s->d) {
     close(fd);
     snprintf(err, errlen, "rendezvous: cannot start the HTTP server");
@@ -1002,9 +1028,7 @@ void rdv_server_reload(struct rdv_server *s, const struct rdv_server_opts *o) {
   char err[256];
   if (apply_opts(s, o, err, sizeof(err)) != 0)
     rdv_server_log(s, "reload: %s (trusted proxies and /relay unchanged)", err);
-  struct goop_rdv_limits def;
-  goop__rdv_limits_default(&def);
-  goop__rdv_set_limits(s->core, o->limits ? o->limits : &def);
+  set_limits(s, o->limits);
   (void)rdv_templates_reload(&s->templates, o->templates_dirs, o->n_templates_dirs, NULL, templates_log, s);
   rdv_server_log(s, "configuration reloaded");
 }

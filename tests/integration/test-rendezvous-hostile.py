@@ -379,6 +379,27 @@ def over_limit():
     srv = Server("rdv-small", nofile=300)
     if not ok(srv.up, "server with RLIMIT_NOFILE 300 starts", srv.log_text()):
         return
+    # /events streams may take at most the connection limit minus a reserve (236 - 236/8 = 207):
+    # beyond that 429, so publishes and health checks still get a connection.
+    subs = []
+    codes = {}
+    for i in range(230):
+        s = raw_conn(srv.port, src="127.0.5.%d" % (2 + i // 10))
+        s.sendall(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+        head, _ = read_until(s, b"\r\n\r\n", 10)
+        if head.startswith(b"HTTP/1.1 429"):
+            head += read_until(s, b")", 5)[0]
+        codes[head[9:12]] = codes.get(head[9:12], 0) + 1
+        subs.append((s, head))
+    ok(codes.get(b"200") == 207 and codes.get(b"429") == 23,
+       "subscribers beyond 207 (connection limit 236 minus a reserve) get 429", codes)
+    ok(any(b"too many SSE connections (207)" in h for _, h in subs), "... with the total in the text")
+    ok(srv.healthz(src="127.0.6.1"), "GET /healthz answered with 207 subscribers connected")
+    st, _ = publish(srv.port, {"type": "online", "peerId": "12D3KooWAtTheCap"})
+    ok(st == 204, "POST /publish answered with 207 subscribers connected")
+    for s, _ in subs:
+        s.close()
+    time.sleep(1)
     conns = []
     for i in range(400):
         s = socket.socket()
