@@ -333,12 +333,21 @@ def hosted():
        r.stderr[-300:])
 
 
+def start_with_relay(d, **extra):
+    """A relay-enabled server on fresh ports; picks others when a port was taken meanwhile."""
+    for _ in range(5):
+        port, rport = free_port(), free_port()
+        write_config(d, port, rendezvous_host=True, relay_port=rport, **extra)
+        p = start(d, port)
+        if p.poll() is None:
+            return p, port, rport
+    return p, port, rport
+
+
 def relay_server():
     """relay_port > 0: the relay runs in the rendezvous process; /relay and /metrics tell about it."""
     d = os.path.join(TMP, "rdv-relay")
-    port, rport = free_port(), free_port()
-    write_config(d, port, rendezvous_host=True, relay_port=rport, external_url="http://localhost:%d" % port)
-    p = start(d, port)
+    p, port, rport = start_with_relay(d, external_url="http://localhost")
     st, r, body = req(port, "GET", "/relay")
     info = json.loads(body) if st == 200 else {}
     ok(st == 200 and r.getheader("Content-Type", "").startswith("application/json"), "/relay 200 JSON", (st, body))
@@ -410,9 +419,7 @@ def relay_server():
 def relay_peer():
     """A peer fetches /relay from its rendezvous server, reserves a slot and announces circuit addresses."""
     d = os.path.join(TMP, "rdv-relay-peer")
-    port, rport = free_port(), free_port()
-    write_config(d, port, rendezvous_host=True, relay_port=rport)
-    p = start(d, port)
+    p, port, rport = start_with_relay(d)
     pd = os.path.join(TMP, "relay-client")
     os.makedirs(pd, exist_ok=True)
     json.dump({"viewer": {"http_addr": "127.0.0.1:%d" % free_port()}, "p2p": {"mdns": False},
