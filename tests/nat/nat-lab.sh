@@ -43,7 +43,7 @@
 # Exit: 0 all selected cases passed, 1 a case failed, 77 nothing failed but
 # something was skipped (not root, no ip/nft, or a missing feature).
 # Timeouts are generous and only stop hangs; nothing asserts a duration.
-# NAT_LAB_KEEP=1 keeps the log directory.
+# NAT_LAB_KEEP=1 keeps the log directory; NAT_LAB_VERBOSE=1 runs the peers with -v (debug log).
 set -u
 
 GOOP2=${1:?usage: $0 path/to/goop2 path/to/goop2-rendezvous [lab|a|b|c|d]...}
@@ -160,6 +160,8 @@ lab_diag() { # sockets of the hosts and NAT state of the routers, for a failed c
     case ${ns#"$L"} in
     h* | pub) echo "# ---- ${ns#"$L"}: TCP sockets" && ip netns exec "$ns" ss -tan 2>/dev/null | sed 's/^/#   /' ;;
     r*)
+      echo "# ---- ${ns#"$L"}: nft counters"
+      ip netns exec "$ns" nft list table ip filter 2>/dev/null | grep counter | sed 's/^[[:space:]]*/#   /'
       echo "# ---- ${ns#"$L"}: conntrack"
       ip netns exec "$ns" cat /proc/net/nf_conntrack 2>/dev/null | grep tcp | awk '{$1=$2=$3=""; print}' | sed 's/^/#   /'
       ;;
@@ -192,10 +194,11 @@ table ip nat {
 table ip filter {
   chain forward {
     type filter hook forward priority filter; policy drop;
-    ct state established,related accept
-    iifname "lan" oifname "wan" accept
+    ct state established,related counter accept
+    iifname "lan" oifname "wan" counter accept
+    counter
   }
-  chain input { type filter hook input priority filter; policy accept; iifname "wan" ct state new drop; }
+  chain input { type filter hook input priority filter; policy accept; iifname "wan" ct state new counter drop; }
 }
 NFT
 }
@@ -283,7 +286,9 @@ peer_start() { # peer_start CASE I: 0 once the viewer answers
 }
 JSON
   printf '<!doctype html><title>h%s</title><p>nat-lab site of h%s</p>\n' "$i" "$i" >"$d/site/index.html"
-  ip netns exec "${L}h$i" "$GOOP2" -dir "$d" >"$d/out" 2>"$d/err" &
+  local v=()
+  [ "${NAT_LAB_VERBOSE:-0}" = 1 ] && v=(-v)
+  ip netns exec "${L}h$i" "$GOOP2" "${v[@]}" -dir "$d" >"$d/out" 2>"$d/err" &
   PEER_PID[$i]=$!
   PIDS+=("$!")
   wait_until 30 grep -qs 'Viewer:' "$d/out" || return 1
