@@ -10,6 +10,8 @@
 #     includes the source peer's own connection to the relay).
 #   bench/relay.sh [BYTES] [CIRCUITS]     (defaults: 1 GiB, 200 circuits)
 # Not a test: nothing here asserts timings. Target: relayed >= 80 % of direct.
+# Sender, relay and target share the machine's cores: with fewer than three
+# free cores the relayed figure measures CPU contention as much as the relay.
 # CIRCUITS stays under the relay host's connection limit (256 by default).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -61,7 +63,8 @@ echo "== relay $RADDR (pid $RPID)"
 
 # ---- the target peer: serves the bench protocols, holds a reservation --------------------------
 $G serve-relayed "$RADDR" >"$out/serve" 2>"$out/serve.err" &
-pids+=($!)
+SPID=$!
+pids+=($SPID)
 wait_for "$out/serve" circuit
 DIRECT=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["addr"])' "$out/serve")
 CIRCUIT=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["circuit"])' "$out/serve")
@@ -69,16 +72,20 @@ echo "   direct  $DIRECT"
 echo "   relayed $CIRCUIT"
 
 echo "== direct"
+s0=$(cpu_ticks $SPID)
 $G discard "$DIRECT" "$BYTES" 3 | tee "$out/d-discard"
+s1=$(cpu_ticks $SPID)
 $G sink "$DIRECT" "$BYTES" 3 | tee "$out/d-sink"
 
 echo "== relayed"
 c0=$(cpu_ticks $RPID)
+s2=$(cpu_ticks $SPID)
 b0=$(metric goop_relay_bytes_total)
 t0=$(date +%s.%N)
 $G discard "$CIRCUIT" "$BYTES" 3 | tee "$out/r-discard"
 t1=$(date +%s.%N)
 c1=$(cpu_ticks $RPID)
+s3=$(cpu_ticks $SPID)
 b1=$(metric goop_relay_bytes_total)
 $G sink "$CIRCUIT" "$BYTES" 3 | tee "$out/r-sink"
 
@@ -94,9 +101,11 @@ sleep 1
 rss1=$(rss_kib $RPID)
 open1=$(metric goop_relay_circuits)
 
-python3 - "$out" "$c0" "$c1" "$b0" "$b1" "$t0" "$t1" "$(getconf CLK_TCK)" "$rss0" "$rss1" "$open0" "$open1" <<'PY'
+python3 - "$out" "$c0" "$c1" "$b0" "$b1" "$t0" "$t1" "$(getconf CLK_TCK)" "$rss0" "$rss1" "$open0" "$open1" \
+  "$s0" "$s1" "$s2" "$s3" "$BYTES" "$(nproc)" <<'PY'
 import json, os, sys
 d = sys.argv[1]
+s0, s1, s2, s3, nbytes, ncpu = (int(x) for x in sys.argv[13:19])
 c0, c1, b0, b1 = (int(x) for x in sys.argv[2:6])
 t0, t1, tck = float(sys.argv[6]), float(sys.argv[7]), int(sys.argv[8])
 rss0, rss1, open0, open1 = (int(x) for x in sys.argv[9:13])
@@ -112,6 +121,9 @@ print(f"sink (server SHA-256)     direct {ds:8.1f} MiB/s   relayed {rs:8.1f} MiB
 if gbit > 0:
     print(f"relay CPU                 {cpu:.2f} s for {gbit:.2f} Gbit relayed in {t1-t0:.1f} s: "
           f"{cpu/gbit:.3f} core-seconds per Gbit (= cores busy at 1 Gbit/s)")
+gib = 3 * nbytes / 2**30
+print(f"target peer CPU           {(s1-s0)/tck/gib:.2f} s per GiB direct, {(s3-s2)/tck/gib:.2f} s per GiB relayed "
+      f"(the same Noise + yamux work; {ncpu} cores shared by sender, relay and target)")
 n = open1 - open0
 if n > 0:
     print(f"relay memory              RSS {rss0} -> {rss1} KiB with {n} more open circuits: "
