@@ -271,6 +271,20 @@ metric() { # metric NAME: value from /metrics (0 if absent)
   rdv_get /metrics | awk -v n="$1" '$1 == n {print $2; f = 1} END {if (!f) print 0}'
 }
 metric_ge() { [ "$(metric "$1")" -ge "$2" ] 2>/dev/null; }
+announces_circuit() { # announces_circuit I: peer I's presence on the server lists a /p2p-circuit address
+  ip netns exec "${L}pub" curl -s -N -m 2 "$RDV_URL/events" 2>/dev/null | python3 -c '
+import json, sys
+found = False
+for line in sys.stdin:
+    if line.startswith("data:"):
+        try:
+            m = json.loads(line[5:])
+        except ValueError:
+            continue
+        if m.get("peerId") == sys.argv[1]:
+            found = any("/p2p-circuit" in a for a in m.get("addrs") or [])
+sys.exit(0 if found else 1)' "${PEER_ID[$1]}"
+}
 
 # ---- goop2 peers in h<i> ---------------------------------------------------------------------
 declare -A PEER_ID PEER_PID
@@ -413,6 +427,13 @@ start_all() { # start_all CASE NPEERS-TO-START [EXTRA-RELAY-KEYS]
     case_skip "$c" "goop2 has no relay client yet (no reservation made)"
     return 2
   fi
+  # ... and announces its circuit address in presence
+  for i in $(seq 1 "$n"); do
+    if ! wait_until 60 announces_circuit "$i"; then
+      case_fail "$c" "h$i's presence on the server lists no /p2p-circuit address 60 s after its reservation"
+      return 1
+    fi
+  done
   return 0
 }
 # connect I J STATE... [-- SECONDS]: I visits J's site until I's Conn for J is one of STATE
@@ -427,12 +448,18 @@ connect_until() {
     states+=("$1")
     shift
   done
-  local end=$((SECONDS + secs))
+  local end=$((SECONDS + secs)) visits=0 out
   while :; do
     conn_is "$i" "$j" "${states[@]}" && return 0
     [ $SECONDS -ge $end ] && return 1
     s=$(conn "$i" "$j")
-    [ "$s" = none ] || [ "$s" = unlisted ] && browse "$i" "$j" >/dev/null
+    if [ "$s" = none ] || [ "$s" = unlisted ]; then
+      out=$(viewer "$i" GET "/p/${PEER_ID[$j]}/")
+      visits=$((visits + 1))
+      # how the first visit went is worth knowing (not a verdict): a user sees that page
+      [ $visits = 1 ] && say "first visit h$i -> h$j: HTTP $(printf '%s\n' "$out" | http_code)$(printf '%s\n' "$out" |
+        http_body | sed -n 's/.*<p>The peer could not be reached[^:]*: *\([^<]*\)<.*/: \1/p')"
+    fi
     sleep 1
   done
 }
