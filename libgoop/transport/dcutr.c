@@ -18,7 +18,8 @@
  * DCUTR. A dialled B through a relay; B holds the inbound relayed connection.
  * After identify on it, B opens /libp2p/dcutr and sends CONNECT{B's
  * addresses}; A answers CONNECT{A's addresses}; B measures the round trip,
- * sends SYNC, waits rtt/2 and dials; A dials as soon as SYNC arrives. Both dial
+ * sends SYNC, waits (a whole rtt, see punch_on_msg()) and dials; A dials as
+ * soon as SYNC arrives. Both dial
  * from their listen port, so the two SYNs cross and the NATs let them through
  * (TCP simultaneous open), or one side's SYN lands on the other's listener.
  * Roles after the punch, whatever the socket direction: A is the mss and
@@ -653,7 +654,14 @@ static int punch_on_msg(struct punch *p, const goop_holepunch_msg *m) {
                    p->attempt, DCUTR_ATTEMPTS, (unsigned long long)(p->rtt / 1000), p->n_addrs);
     punch_drop_stream(p, true);
     p->state = P_WAIT_DIAL;
-    set_timer_ms(p->timer, p->rtt / 2000);
+    /* The spec waits rtt/2. We wait a whole round trip: SYNC reaches A through
+     * the relay, slower than our SYN takes the direct path, so at rtt/2 our SYN
+     * tends to reach A's NAT before A's own SYN left. Late is harmless (A's NAT
+     * then knows the flow; ours drops A's early SYN and our SYN meets A's
+     * socket), early is not: a mapping A's NAT still holds from an earlier dial
+     * of A to us forwards our SYN to A's listener, whose SYN-ACK the NAT then
+     * drops, and the 4-tuple stays wedged for a minute. */
+    set_timer_ms(p->timer, p->rtt / 1000 + 1);
     return 0;
   }
   if (p->state == P_WAIT_SYNC && m->type == GOOP_HOLEPUNCH_SYNC) {

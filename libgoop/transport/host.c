@@ -584,6 +584,11 @@ static void dial_timeout_cb(evutil_socket_t fd, short what, void *arg) {
 
 static void attempt_failed(struct goop__attempt *a, int err) {
   struct goop__dial *d = a->dial;
+  if (d->punch) {
+    char to[160] = "?";
+    (void)goop__sockaddr_to_ma((struct sockaddr *)&a->sa, to, sizeof(to));
+    goop__log_debug(d->host->ctx, "hole punch: dial to %s from the listen port: %s", to, goop_strerror(err));
+  }
   struct goop__attempt **pp = &d->attempts;
   while (*pp && *pp != a)
     pp = &(*pp)->next;
@@ -685,6 +690,9 @@ static int connect_from_listen_port(struct goop__dial *d, struct goop__attempt *
   }
   bufferevent_setcb(a->bev, NULL, NULL, attempt_event_cb, a);
   a->from_listen = true;
+  char to[160] = "?";
+  (void)goop__sockaddr_to_ma((struct sockaddr *)&a->sa, to, sizeof(to));
+  goop__log_debug(h->ctx, "%sdialling %s from the listen port", d->punch ? "hole punch: " : "", to);
   a->next = d->attempts;
   d->attempts = a;
   return 0;
@@ -1011,6 +1019,41 @@ int goop_host_connect_addr(goop_host *host, const char *multiaddr, uint32_t time
   return rc;
 }
 
+/*
+ * A hole-punch dial found its 4-tuple taken: usually by an ordinary dial of
+ * ours to the same address, still in SYN_SENT from the listen port (the
+ * peer's address came from identify or presence). That socket is what the
+ * punch needs (the NAT maps it and tracks its SYN, a fresh SYN could not be
+ * sent anyway): move it into the punch dial, which gives it the punch's role
+ * and lifetime. Returns true if one was taken over.
+ */
+static bool punch_adopt(struct goop__dial *pd, const uint8_t *ma, size_t len) {
+  goop_host *h = pd->host;
+  struct sockaddr_storage sa;
+  socklen_t sl;
+  if (goop__ma_to_sockaddr(ma, len, &sa, &sl, NULL, NULL) != 0)
+    return false;
+  for (struct goop__dial *d = h->dials; d; d = d->next) {
+    if (d->punch || !d->has_peer || !goop_peer_id_equal(&d->peer, &pd->peer))
+      continue;
+    for (struct goop__attempt **pp = &d->attempts; *pp; pp = &(*pp)->next) {
+      struct goop__attempt *a = *pp;
+      if (!a->bev || a->conn || !a->from_listen || a->sa_len != sl || memcmp(&a->sa, &sa, sl) != 0)
+        continue;
+      *pp = a->next;
+      a->dial = pd;
+      a->next = pd->attempts;
+      pd->attempts = a;
+      /* The ordinary dial lost its last attempt: its callers get the connection we have. */
+      goop_conn *c = goop__host_find_conn(h, &d->peer);
+      if (!d->attempts && !d->n_circ && c)
+        dial_finish(d, 0, c);
+      return true;
+    }
+  }
+  return false;
+}
+
 int goop__host_dial_punch(goop_host *h, const goop_peer_id *peer, const uint8_t *const *mas,
                           const size_t *lens, size_t n, bool initiator, uint32_t timeout_ms,
                           goop_connect_cb cb, void *ud) {
@@ -1029,10 +1072,20 @@ int goop__host_dial_punch(goop_host *h, const goop_peer_id *peer, const uint8_t 
   int started = 0, last = GOOP_ENOADDR;
   for (size_t i = 0; i < n; i++) {
     int r = dial_start_attempt(d, mas[i], lens[i]);
-    if (r == 0)
+    if ((r == GOOP_EADDRNOTAVAIL || r == GOOP_EADDRINUSE) && punch_adopt(d, mas[i], lens[i])) {
+      char to[160] = "?";
+      (void)goop_ma_to_string(mas[i], lens[i], to, sizeof(to));
+      goop__log_debug(h->ctx, "hole punch: taking over the pending dial to %s", to);
+      r = 0;
+    }
+    if (r == 0) {
       started++;
-    else
+    } else {
+      char to[160] = "?";
+      (void)goop_ma_to_string(mas[i], lens[i], to, sizeof(to));
+      goop__log_debug(h->ctx, "hole punch: dial to %s from the listen port: %s", to, goop_strerror(r));
       last = r;
+    }
   }
   if (!started)
     dial_finish(d, last, NULL); /* the callback still runs later (deferred) */
