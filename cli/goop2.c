@@ -161,18 +161,23 @@ static void ev_connected(goop_host *h, goop_conn *c, void *ud) {
   char id[GOOP_PEER_ID_STR_MAX], addr[200] = "";
   peer_text(c, id, sizeof(id));
   (void)goop_conn_remote_addr(c, addr, sizeof(addr));
-  fprintf(stderr, "goop2: connected to %s (%s, %s)\n", id, addr,
-          goop_conn_is_outbound(c) ? "outbound" : "inbound");
+  fprintf(stderr, "goop2: connected to %s (%s, %s%s)\n", id, addr,
+          goop_conn_is_outbound(c) ? "outbound" : "inbound", goop_conn_is_relayed(c) ? ", relayed" : "");
   viewer_on_connected(viewer, c);
 }
 
 static void ev_disconnected(goop_host *h, goop_conn *c, int reason, void *ud) {
-  (void)h;
   (void)ud;
   char id[GOOP_PEER_ID_STR_MAX];
   peer_text(c, id, sizeof(id));
-  fprintf(stderr, "goop2: disconnected from %s%s%s\n", id, reason ? ": " : "",
-          reason ? goop_strerror(reason) : "");
+  goop_peer_id pid;
+  goop_conn_remote_peer(c, &pid);
+  goop_conn *other = goop_host_get_conn(h, &pid);
+  if (goop_conn_is_relayed(c) && other && other != c && !goop_conn_is_relayed(other))
+    fprintf(stderr, "goop2: relayed connection to %s closed, direct connection in use\n", id);
+  else
+    fprintf(stderr, "goop2: disconnected from %s%s%s\n", id, reason ? ": " : "",
+            reason ? goop_strerror(reason) : "");
   viewer_on_disconnected(viewer, c);
 }
 
