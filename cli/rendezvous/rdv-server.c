@@ -8,6 +8,8 @@
 #include "internal.h"
 #include "viewer/mhd-libevent.h"
 
+#include <event2/event_struct.h>
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <ifaddrs.h>
@@ -16,6 +18,7 @@
 #include <net/if.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <stdarg.h>
@@ -25,6 +28,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #define LOG_LINES 500
 #define LOG_LINE_MAX 512
@@ -53,6 +57,16 @@
  * write carries every message of the interval instead of one write (and one
  * MHD resume/suspend) per message and subscriber. */
 #define FLUSH_MS 20
+/* GET /events is served outside MHD (struct sse: a few hundred bytes a
+ * subscriber instead of MHD's pool and connection): the server accepts every
+ * connection itself and peeks at its first request; a plain GET /events whose
+ * head fits in HEAD_PEEK_MAX is answered here, everything else (and every
+ * later request on a kept-alive connection) is handed to MHD with its bytes
+ * still in the socket. */
+#define HEAD_PEEK_MAX 8192
+/* Queued bytes an /events subscriber gets per write. */
+#define SSE_WRITE_MAX 16384
+#define ACCEPT_BATCH 256
 
 struct auth_fail {
   char ip[64];
@@ -84,6 +98,18 @@ struct rdv_server {
   char *relay_json; /* GET /relay body; NULL = 404 */
   void (*metrics_hook)(goop_buf *out, void *ud);
   void *metrics_ud;
+  /* Our own accept (see HEAD_PEEK_MAX). */
+  int listen_fd;
+  struct event *listen_ev;
+  struct event *accept_retry; /* after EMFILE and the like */
+  bool accept_paused;
+  unsigned conns;                     /* connections held at most: peeked + sse + MHD's */
+  size_t n_pend, n_sse, n_mhd;        /* connections held now */
+  struct pend *pend_head, *pend_tail; /* by deadline */
+  struct sse *sses;
+  struct sse *dirty;         /* subscribers with messages since the last flush */
+  uint64_t handoff_deadline; /* for on_conn(): the deadline a handed-off connection keeps */
+  char scratch[HEAD_PEEK_MAX > SSE_WRITE_MAX + 16 ? HEAD_PEEK_MAX : SSE_WRITE_MAX + 16];
 };
 
 /* A connection while it owes the server a complete request (see REQUEST_DEADLINE_S). */
@@ -251,6 +277,8 @@ static void on_sub_notify(goop_rdv_sub *sub, void *ud) {
   }
 }
 
+static void sse_flush(struct rdv_server *s);
+
 static void on_flush(evutil_socket_t fd, short what, void *arg) {
   (void)fd;
   (void)what;
@@ -258,6 +286,7 @@ static void on_flush(evutil_socket_t fd, short what, void *arg) {
   for (struct stream *st = s->streams; st; st = st->next)
     if (st->suspended && st->sub && goop__rdv_sub_pending(st->sub) > 0)
       stream_wake(st);
+  sse_flush(s);
 }
 
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
@@ -339,6 +368,513 @@ static enum MHD_Result h_events(struct rdv_server *s, struct MHD_Connection *c, 
   enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
   MHD_destroy_response(r);
   return ret;
+}
+
+/* ---- GET /events outside MHD (see HEAD_PEEK_MAX) ---- */
+
+/* An accepted connection until its first request head shows where it goes. */
+struct pend {
+  struct rdv_server *s;
+  struct event ev;
+  struct pend *prev, *next; /* s->pend_head, by deadline */
+  uint64_t deadline_ms;     /* monotonic; REQUEST_DEADLINE_S after the accept */
+  struct sockaddr_storage addr;
+  socklen_t addrlen;
+  int fd;
+};
+
+/* An /events subscriber served here. */
+struct sse {
+  struct rdv_server *s;
+  goop_rdv_sub *sub;
+  struct event ev;           /* EV_READ (the client going away), plus EV_WRITE while |rest| waits */
+  struct sse *prev, *next;   /* s->sses */
+  struct sse *dprev, *dnext; /* s->dirty */
+  char *rest;                /* bytes the socket did not take yet */
+  uint32_t rest_len, rest_off;
+  int fd;
+  bool chunked, dirty, writing;
+};
+
+static void accept_resume(struct rdv_server *s);
+
+static size_t held(const struct rdv_server *s) {
+  return s->n_pend + s->n_sse + s->n_mhd;
+}
+
+static void raw_ip(const struct sockaddr *sa, socklen_t sl, char *out, size_t outlen) {
+  if (!sa || getnameinfo(sa, sl, out, (socklen_t)outlen, NULL, 0, NI_NUMERICHOST) != 0)
+    snprintf(out, outlen, "unknown");
+}
+
+/* The Date header value as MHD writes it (RFC 7231 IMF-fixdate). */
+static void http_date(char *out, size_t outlen) {
+  static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+  static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  time_t t = time(NULL);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  snprintf(out, outlen, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday % 7], tm.tm_mday,
+           months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+/* Write all of |len| bytes now or fail (replies that fit in any socket buffer). */
+static int send_all(int fd, const char *p, size_t len) {
+  while (len > 0) {
+    ssize_t n = send(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return -1;
+    p += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+static void pend_unlink(struct rdv_server *s, struct pend *p) {
+  if (p->prev)
+    p->prev->next = p->next;
+  else
+    s->pend_head = p->next;
+  if (p->next)
+    p->next->prev = p->prev;
+  else
+    s->pend_tail = p->prev;
+  s->n_pend--;
+}
+
+/* Forget |p|; close its socket unless it was handed on. */
+static void pend_free(struct pend *p, bool close_fd) {
+  struct rdv_server *s = p->s;
+  event_del(&p->ev);
+  pend_unlink(s, p);
+  if (close_fd)
+    close(p->fd);
+  free(p);
+  accept_resume(s);
+}
+
+/* Hand |p|'s socket to MHD with its unread bytes; the request deadline goes on
+ * from the accept (|keep_deadline|) or starts anew (the next request of a kept-alive connection). */
+static void pend_handoff(struct pend *p, bool keep_deadline) {
+  struct rdv_server *s = p->s;
+  int fd = p->fd;
+  struct sockaddr_storage addr = p->addr;
+  socklen_t addrlen = p->addrlen;
+  uint64_t deadline = p->deadline_ms;
+  pend_free(p, false);
+  s->handoff_deadline = keep_deadline ? deadline : 0;
+  /* On failure MHD closes the socket. */
+  (void)MHD_add_connection(s->d, fd, (const struct sockaddr *)&addr, addrlen);
+  s->handoff_deadline = 0;
+  mhd_ev_kick(s->ev);
+}
+
+static void sse_dirty_del(struct rdv_server *s, struct sse *x) {
+  if (!x->dirty)
+    return;
+  if (x->dprev)
+    x->dprev->dnext = x->dnext;
+  else
+    s->dirty = x->dnext;
+  if (x->dnext)
+    x->dnext->dprev = x->dprev;
+  x->dprev = x->dnext = NULL;
+  x->dirty = false;
+}
+
+static void sse_free(struct sse *x) {
+  struct rdv_server *s = x->s;
+  event_del(&x->ev);
+  sse_dirty_del(s, x);
+  if (x->prev)
+    x->prev->next = x->next;
+  else
+    s->sses = x->next;
+  if (x->next)
+    x->next->prev = x->prev;
+  s->n_sse--;
+  goop__rdv_sub_remove(s->core, x->sub);
+  close(x->fd);
+  free(x->rest);
+  free(x);
+  accept_resume(s);
+}
+
+static void on_sse_event(evutil_socket_t fd, short what, void *arg);
+
+/* Watch for writability too while |rest| waits, else only for the client going away. A
+ * subscriber that takes no byte for HEADER_TIMEOUT_S is closed (as MHD does with its streams). */
+static void sse_want_write(struct sse *x, bool on) {
+  if (x->writing == on)
+    return;
+  event_del(&x->ev);
+  event_assign(&x->ev, x->s->base, x->fd, EV_READ | EV_PERSIST | (on ? EV_WRITE : 0), on_sse_event, x);
+  struct timeval tv = {HEADER_TIMEOUT_S, 0};
+  event_add(&x->ev, on ? &tv : NULL);
+  x->writing = on;
+}
+
+/* Write what the queue holds until it is empty or the socket is full. 0, or -1: |x| must go. */
+static int sse_pump(struct sse *x) {
+  struct rdv_server *s = x->s;
+  for (;;) {
+    if (x->rest) {
+      ssize_t n = send(x->fd, x->rest + x->rest_off, x->rest_len - x->rest_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        sse_want_write(x, true);
+        return 0;
+      }
+      if (n <= 0)
+        return -1;
+      x->rest_off += (uint32_t)n;
+      if (x->rest_off < x->rest_len) {
+        sse_want_write(x, true);
+        return 0;
+      }
+      free(x->rest);
+      x->rest = NULL;
+      x->rest_len = x->rest_off = 0;
+    }
+    char *buf = s->scratch;
+    size_t len;
+    if (x->chunked) {
+      /* "<hex>\r\n" in front (at most 8 bytes for SSE_WRITE_MAX), "\r\n" after. */
+      size_t n = goop__rdv_sub_read(x->sub, buf + 8, SSE_WRITE_MAX);
+      if (n == 0)
+        break;
+      char hex[9];
+      int hl = snprintf(hex, sizeof(hex), "%zx\r\n", n);
+      buf += 8 - hl;
+      memcpy(buf, hex, (size_t)hl);
+      memcpy(buf + hl + n, "\r\n", 2);
+      len = (size_t)hl + n + 2;
+    } else {
+      len = goop__rdv_sub_read(x->sub, buf, SSE_WRITE_MAX);
+      if (len == 0)
+        break;
+    }
+    ssize_t n = send(x->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+      n = 0;
+    else if (n < 0)
+      return -1;
+    if ((size_t)n < len) {
+      x->rest = malloc(len - (size_t)n);
+      if (!x->rest)
+        return -1;
+      memcpy(x->rest, buf + n, len - (size_t)n);
+      x->rest_len = (uint32_t)(len - (size_t)n);
+      x->rest_off = 0;
+      sse_want_write(x, true);
+      return 0;
+    }
+  }
+  sse_want_write(x, false);
+  return 0;
+}
+
+static void on_sse_event(evutil_socket_t fd, short what, void *arg) {
+  struct sse *x = arg;
+  if (what & EV_TIMEOUT) {
+    sse_free(x);
+    return;
+  }
+  if (what & EV_READ) {
+    char b;
+    ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (!(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))) {
+      /* End of stream, an error or bytes an event-stream client never sends. */
+      sse_free(x);
+      return;
+    }
+  }
+  if ((what & EV_WRITE) && sse_pump(x) != 0)
+    sse_free(x);
+}
+
+static void on_sse_notify(goop_rdv_sub *sub, void *ud) {
+  (void)sub;
+  struct sse *x = ud;
+  struct rdv_server *s = x->s;
+  if (x->dirty)
+    return;
+  x->dirty = true;
+  x->dprev = NULL;
+  x->dnext = s->dirty;
+  if (s->dirty)
+    s->dirty->dprev = x;
+  s->dirty = x;
+  if (!evtimer_pending(s->flush, NULL)) {
+    struct timeval tv = {0, FLUSH_MS * 1000};
+    evtimer_add(s->flush, &tv);
+  }
+}
+
+static void sse_flush(struct rdv_server *s) {
+  while (s->dirty) {
+    struct sse *x = s->dirty;
+    sse_dirty_del(s, x);
+    if (!x->rest && sse_pump(x) != 0) /* with |rest| waiting EV_WRITE does it */
+      sse_free(x);
+  }
+}
+
+/* A case-insensitive header name match at |line| ("Name:"); returns the trimmed value or NULL. */
+static const char *hdr_value(const char *line, const char *end, const char *name, size_t *vlen) {
+  size_t nl = strlen(name);
+  if ((size_t)(end - line) <= nl || strncasecmp(line, name, nl) != 0 || line[nl] != ':')
+    return NULL;
+  const char *v = line + nl + 1;
+  while (v < end && (*v == ' ' || *v == '\t'))
+    v++;
+  const char *e = end;
+  while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
+    e--;
+  *vlen = (size_t)(e - v);
+  return v;
+}
+
+static bool has_token(const char *v, size_t len, const char *tok) {
+  size_t tl = strlen(tok);
+  for (size_t i = 0; i + tl <= len; i++)
+    if (strncasecmp(v + i, tok, tl) == 0 && (i == 0 || v[i - 1] == ',' || v[i - 1] == ' ') &&
+        (i + tl == len || v[i + tl] == ',' || v[i + tl] == ' '))
+      return true;
+  return false;
+}
+
+struct events_req {
+  bool http10, close;
+  const char *xff;
+  size_t xff_len;
+};
+
+/* A head (request line and headers, |len| bytes ending in CRLF CRLF) that this
+ * file answers itself: GET /events[?query] HTTP/1.0 or 1.1, well-formed header
+ * lines, no body. Anything else is MHD's. */
+static bool parse_events_head(const char *h, size_t len, struct events_req *r) {
+  memset(r, 0, sizeof(*r));
+  const char *end = h + len - 2; /* the final CRLF */
+  const char *eol = memchr(h, '\r', len);
+  if (!eol || eol[1] != '\n')
+    return false;
+  const char *p = h + 11; /* past "GET /events" */
+  if (*p == '?')
+    while (p < eol && *p != ' ')
+      if ((unsigned char)*p++ <= 0x20)
+        return false;
+  if (eol - p != 9 || *p != ' ' || memcmp(p + 1, "HTTP/1.", 7) != 0 || (p[8] != '0' && p[8] != '1'))
+    return false;
+  r->http10 = p[8] == '0';
+  r->close = r->http10;
+  for (const char *line = eol + 2; line < end;) {
+    const char *le = memchr(line, '\r', (size_t)(end - line));
+    if (!le || le[1] != '\n' || le == line)
+      return false;
+    const char *colon = memchr(line, ':', (size_t)(le - line));
+    if (!colon || colon == line)
+      return false;
+    for (const char *c = line; c < colon; c++)
+      if ((unsigned char)*c <= 0x20 || (unsigned char)*c >= 0x7f)
+        return false;
+    for (const char *c = colon; c < le; c++)
+      if (((unsigned char)*c < 0x20 && *c != '\t') || (unsigned char)*c == 0x7f)
+        return false;
+    size_t vl;
+    const char *v;
+    if ((v = hdr_value(line, le, "Content-Length", &vl)) && !(vl == 1 && *v == '0'))
+      return false;
+    if (hdr_value(line, le, "Transfer-Encoding", &vl) || hdr_value(line, le, "Expect", &vl))
+      return false;
+    if ((v = hdr_value(line, le, "Connection", &vl)) && has_token(v, vl, "close"))
+      r->close = true;
+    if (!r->xff && (v = hdr_value(line, le, "X-Forwarded-For", &vl))) {
+      r->xff = v;
+      r->xff_len = vl;
+    }
+    line = le + 2;
+  }
+  return true;
+}
+
+/* Start serving GET /events on |p|'s socket; the head (|hlen| bytes) is still unread. */
+static void events_serve(struct pend *p, size_t hlen, const struct events_req *r) {
+  struct rdv_server *s = p->s;
+  char raw[INET6_ADDRSTRLEN], ip[64], xff[4097]; /* goop__rdv_client_ip() reads 4096 */
+  raw_ip((const struct sockaddr *)&p->addr, p->addrlen, raw, sizeof(raw));
+  const char *xffp = NULL;
+  if (s->n_trusted && r->xff) {
+    size_t n = r->xff_len < sizeof(xff) - 1 ? r->xff_len : sizeof(xff) - 1;
+    memcpy(xff, r->xff, n);
+    xff[n] = '\0';
+    xffp = xff;
+  }
+  if (goop__rdv_client_ip(s->trusted, s->n_trusted, raw, xffp, ip, sizeof(ip)) != 0)
+    snprintf(ip, sizeof(ip), "%s", raw);
+  /* Consume the head: it is all the socket holds (see pend_try()). */
+  if (recv(p->fd, s->scratch, hlen, 0) != (ssize_t)hlen) {
+    pend_free(p, true);
+    return;
+  }
+  char date[40];
+  http_date(date, sizeof(date));
+  char head[512];
+  struct sse *x = calloc(1, sizeof(*x));
+  char err[GOOP_RDV_ERRBUF];
+  int rc = x ? goop__rdv_sub_add(s->core, ip, &x->sub, err, sizeof(err)) : 500;
+  if (rc != 0) {
+    free(x);
+    if (rc != 429)
+      snprintf(err, sizeof(err), "internal error");
+    char body[GOOP_RDV_ERRBUF + 2];
+    int bl = snprintf(body, sizeof(body), "%s\n", err);
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 %s\r\nDate: %s\r\n%sContent-Type: text/plain; charset=utf-8\r\n"
+                     "X-Content-Type-Options: nosniff\r\nContent-Length: %d\r\n\r\n%s",
+                     rc == 429 ? "429 Too Many Requests" : "500 Internal Server Error", date,
+                     r->close ? "Connection: close\r\n" : "", bl, body);
+    if (n < 0 || (size_t)n >= sizeof(head) || send_all(p->fd, head, (size_t)n) != 0 || r->close)
+      pend_free(p, true);
+    else
+      pend_handoff(p, false); /* the next request on this connection */
+    return;
+  }
+  x->s = s;
+  x->fd = p->fd;
+  x->chunked = !r->http10;
+  int n = snprintf(head, sizeof(head),
+                   "HTTP/1.1 200 OK\r\nDate: %s\r\n%sContent-Type: text/event-stream\r\n"
+                   "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n%s\r\n",
+                   date, r->close ? "Connection: close\r\n" : "",
+                   x->chunked ? "Transfer-Encoding: chunked\r\n" : "");
+  /* The socket now belongs to |x|. */
+  event_del(&p->ev);
+  pend_unlink(s, p);
+  free(p);
+  x->next = s->sses;
+  if (s->sses)
+    s->sses->prev = x;
+  s->sses = x;
+  s->n_sse++;
+  goop__rdv_sub_set_notify(x->sub, on_sse_notify, x);
+  int one = 1;
+  setsockopt(x->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  event_assign(&x->ev, s->base, x->fd, EV_READ | EV_PERSIST, on_sse_event, x);
+  if (event_add(&x->ev, NULL) != 0 || send_all(x->fd, head, (size_t)n) != 0 || sse_pump(x) != 0)
+    sse_free(x);
+}
+
+/* Look at what |p| has sent so far: wait for more, serve /events or hand it to MHD. */
+static void pend_try(struct pend *p) {
+  static const char want[] = "GET /events";
+  const size_t wl = sizeof(want) - 1;
+  char *buf = p->s->scratch;
+  ssize_t n = recv(p->fd, buf, HEAD_PEEK_MAX, MSG_PEEK | MSG_DONTWAIT);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+    return;
+  if (n <= 0) {
+    pend_free(p, true);
+    return;
+  }
+  size_t len = (size_t)n;
+  if (memcmp(buf, want, len < wl ? len : wl) != 0 || (len > wl && buf[wl] != ' ' && buf[wl] != '?')) {
+    pend_handoff(p, true);
+    return;
+  }
+  const char *e = NULL;
+  for (size_t i = 3; i < len && !e; i++)
+    if (buf[i] == '\n' && buf[i - 1] == '\r' && buf[i - 2] == '\n' && buf[i - 3] == '\r')
+      e = buf + i + 1;
+  if (!e) {
+    if (len >= HEAD_PEEK_MAX)
+      pend_handoff(p, true); /* MHD answers an oversize head */
+    return;
+  }
+  size_t hlen = (size_t)(e - buf);
+  struct events_req r;
+  /* Bytes after the head (a body, a pipelined request) or anything unusual: MHD's. */
+  if (hlen != len || !parse_events_head(buf, hlen, &r)) {
+    pend_handoff(p, true);
+    return;
+  }
+  events_serve(p, hlen, &r);
+}
+
+static void on_pend_read(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  pend_try(arg);
+}
+
+static void accept_pause(struct rdv_server *s) {
+  if (!s->accept_paused) {
+    event_del(s->listen_ev);
+    s->accept_paused = true;
+  }
+}
+
+static void accept_resume(struct rdv_server *s) {
+  if (s->accept_paused && s->listen_ev && held(s) < s->conns && !evtimer_pending(s->accept_retry, NULL)) {
+    s->accept_paused = false;
+    event_add(s->listen_ev, NULL);
+  }
+}
+
+static void on_accept_retry(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  accept_resume(arg);
+}
+
+static void on_accept(evutil_socket_t lfd, short what, void *arg) {
+  (void)what;
+  struct rdv_server *s = arg;
+  for (int i = 0; i < ACCEPT_BATCH; i++) {
+    if (held(s) >= s->conns) {
+      accept_pause(s); /* the connection waits in the backlog until one closes */
+      return;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK)
+        return;
+      if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
+        continue;
+      /* Out of descriptors or memory: try again shortly. */
+      accept_pause(s);
+      struct timeval tv = {0, 100 * 1000};
+      evtimer_add(s->accept_retry, &tv);
+      return;
+    }
+    struct pend *p = calloc(1, sizeof(*p));
+    if (!p) {
+      close(fd);
+      continue;
+    }
+    p->s = s;
+    p->fd = fd;
+    p->addr = ss;
+    p->addrlen = sl;
+    p->deadline_ms = mono_ms() + REQUEST_DEADLINE_S * 1000u;
+    p->prev = s->pend_tail;
+    if (s->pend_tail)
+      s->pend_tail->next = p;
+    else
+      s->pend_head = p;
+    s->pend_tail = p;
+    s->n_pend++;
+    event_assign(&p->ev, s->base, fd, EV_READ | EV_PERSIST, on_pend_read, p);
+    if (event_add(&p->ev, NULL) != 0) {
+      pend_free(p, true);
+      continue;
+    }
+    pend_try(p); /* the request often came with the connection */
+  }
 }
 
 /* ---- admin auth ---- */
@@ -616,17 +1152,29 @@ static void wait_del(struct rdv_server *s, struct conn_slot *k) {
   k->listed = false;
 }
 
-/* (Re)start the deadline; every deadline is now + the same delay, so appending keeps the list sorted. */
-static void wait_add(struct rdv_server *s, struct conn_slot *k) {
+/* (Re)start the deadline at |deadline_ms| (0 = now + REQUEST_DEADLINE_S). Most
+ * deadlines are now + the same delay, so the place is found from the tail. */
+static void wait_add_at(struct rdv_server *s, struct conn_slot *k, uint64_t deadline_ms) {
   wait_del(s, k);
-  k->deadline_ms = mono_ms() + REQUEST_DEADLINE_S * 1000u;
-  k->prev = s->wait_tail;
-  if (s->wait_tail)
-    s->wait_tail->next = k;
+  k->deadline_ms = deadline_ms ? deadline_ms : mono_ms() + REQUEST_DEADLINE_S * 1000u;
+  struct conn_slot *after = s->wait_tail;
+  while (after && after->deadline_ms > k->deadline_ms)
+    after = after->prev;
+  k->prev = after;
+  k->next = after ? after->next : s->wait_head;
+  if (k->next)
+    k->next->prev = k;
+  else
+    s->wait_tail = k;
+  if (after)
+    after->next = k;
   else
     s->wait_head = k;
-  s->wait_tail = k;
   k->listed = true;
+}
+
+static void wait_add(struct rdv_server *s, struct conn_slot *k) {
+  wait_add_at(s, k, 0);
 }
 
 static struct conn_slot *conn_slot_of(struct MHD_Connection *c) {
@@ -639,18 +1187,24 @@ static void on_conn(void *cls, struct MHD_Connection *c, void **socket_context,
   struct rdv_server *s = cls;
   struct conn_slot *k = *socket_context;
   if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+    s->n_mhd++;
     k = calloc(1, sizeof(*k));
     *socket_context = k;
     if (!k)
       return; /* this connection then lives by MHD's idle timeout alone */
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
     k->fd = ci ? ci->connect_fd : -1;
-    wait_add(s, k);
-  } else if (k) {
+    wait_add_at(s, k, s->handoff_deadline);
+    return;
+  }
+  if (s->n_mhd)
+    s->n_mhd--;
+  if (k) {
     wait_del(s, k);
     free(k);
     *socket_context = NULL;
   }
+  accept_resume(s);
 }
 
 /* Connections past their deadline: shut the socket down; MHD then reads EOF and closes it. */
@@ -660,6 +1214,8 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg) {
   struct rdv_server *s = arg;
   uint64_t now = mono_ms();
   bool any = false;
+  while (s->pend_head && s->pend_head->deadline_ms <= now)
+    pend_free(s->pend_head, true); /* a head that never completed */
   while (s->wait_head && s->wait_head->deadline_ms <= now) {
     struct conn_slot *k = s->wait_head;
     wait_del(s, k);
@@ -955,6 +1511,7 @@ int rdv_server_new(struct event_base *base, const struct rdv_server_opts *o, str
     return -1;
   }
   s->base = base;
+  s->listen_fd = -1;
   snprintf(s->bind, sizeof(s->bind), "%s", o->bind && o->bind[0] ? o->bind : "127.0.0.1");
   s->admin_password = dup_or_empty(o->admin_password);
   s->external_url = dup_or_empty(o->external_url);
@@ -975,17 +1532,17 @@ int rdv_server_new(struct event_base *base, const struct rdv_server_opts *o, str
       rdv_server_log(s, "peers.db %s: %zu peers loaded", o->peer_db_path, goop__rdv_peer_count(s->core));
   }
   (void)rdv_templates_load(o->templates_dirs, o->n_templates_dirs, NULL, templates_log, s, &s->templates);
-  int fd = listen_socket(s->bind, o->port, &s->port, err, errlen);
-  if (fd < 0)
+  s->listen_fd = listen_socket(s->bind, o->port, &s->port, err, errlen);
+  if (s->listen_fd < 0)
     goto fail;
+  s->conns = conns;
   s->d = MHD_start_daemon(
-      MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, s,
-      MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
-      conns, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HEADER_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+      MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET, 0, NULL, NULL,
+      on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_CONNECTION_LIMIT, conns,
+      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HEADER_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
       (size_t)CONN_POOL_BYTES, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
       on_conn, s, MHD_OPTION_UNESCAPE_CALLBACK, rdv_templates_unescape, NULL, MHD_OPTION_END);
   if (!s->d) {
-    close(fd);
     snprintf(err, errlen, "rendezvous: cannot start the HTTP server");
     goto fail;
   }
@@ -993,8 +1550,11 @@ int rdv_server_new(struct event_base *base, const struct rdv_server_opts *o, str
   s->tick = evtimer_new(base, on_tick, s);
   s->sweep = event_new(base, -1, EV_PERSIST, on_sweep, s);
   s->flush = evtimer_new(base, on_flush, s);
+  s->accept_retry = evtimer_new(base, on_accept_retry, s);
+  s->listen_ev = event_new(base, s->listen_fd, EV_READ | EV_PERSIST, on_accept, s);
   struct timeval second = {1, 0};
-  if (!s->ev || !s->tick || !s->sweep || !s->flush || event_add(s->sweep, &second) != 0) {
+  if (!s->ev || !s->tick || !s->sweep || !s->flush || !s->accept_retry || !s->listen_ev ||
+      event_add(s->sweep, &second) != 0 || event_add(s->listen_ev, NULL) != 0) {
     snprintf(err, errlen, "rendezvous: cannot attach the HTTP server to the event loop");
     goto fail;
   }
@@ -1036,6 +1596,17 @@ void rdv_server_reload(struct rdv_server *s, const struct rdv_server_opts *o) {
 void rdv_server_free(struct rdv_server *s) {
   if (!s)
     return;
+  if (s->listen_ev)
+    event_free(s->listen_ev);
+  s->listen_ev = NULL;
+  while (s->pend_head)
+    pend_free(s->pend_head, true);
+  while (s->sses)
+    sse_free(s->sses);
+  if (s->accept_retry)
+    event_free(s->accept_retry);
+  if (s->listen_fd >= 0)
+    close(s->listen_fd);
   /* End the streams: MHD calls stream_free() for each when the daemon stops. */
   for (struct stream *st = s->streams; st; st = st->next) {
     st->closing = true;

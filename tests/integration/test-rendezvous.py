@@ -472,6 +472,80 @@ def relay_peer():
     stop(p)
 
 
+def events_heads(port):
+    """GET /events is answered outside the HTTP library when its head is plain; every other
+    shape (split across packets, HTTP/1.0, a body, a pipelined request, a large head, the
+    request after a 429 on a kept-alive connection, a head that never ends) still works."""
+    def raw(parts, needle=b": ok\n\n"):
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        for part in parts:
+            s.sendall(part)
+            time.sleep(0.1)
+        return s, sse_read_until(s, needle)
+
+    def closed(s, limit_s):
+        end = time.time() + limit_s
+        while time.time() < end:
+            s.settimeout(max(0.05, end - time.time()))
+            try:
+                if not s.recv(65536):
+                    return True
+            except socket.timeout:
+                return False
+            except OSError:
+                return True
+        return False
+
+    s, r = raw([b"GET /ev", b"ents?since=0 HTTP/1.1\r\nHo", b"st: x\r\n", b"\r\n"])
+    head, body = dechunk(r)
+    ok(head.startswith(b"HTTP/1.1 200") and b"transfer-encoding: chunked" in head.lower()
+       and body.startswith(b": ok\n\n"), "/events head split across packets, with a query", r)
+    s.close()
+    s, r = raw([b"GET /events HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"])
+    head, _, body = r.partition(b"\r\n\r\n")
+    hl = head.decode("latin-1").lower()
+    ok(head.startswith(b"HTTP/1.1 200") and "connection: close" in hl and "transfer-encoding" not in hl
+       and "content-type: text/event-stream" in hl and body.startswith(b": ok\n\n"),
+       "HTTP/1.0 /events: not chunked, Connection: close", r)
+    s.close()
+    s, r = raw([b"GET /events HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"])
+    ok(r.startswith(b"HTTP/1.1 200") and b"connection: close" in r.lower() and b": ok" in r,
+       "/events with Connection: close", r)
+    s.close()
+    s, r = raw([b"GET /events HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi"])
+    ok(r.startswith(b"HTTP/1.1 200") and b": ok" in r, "/events with a body", r)
+    s.close()
+    s, r = raw([b"GET /events HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"p" * 9000 + b"\r\n\r\n"])
+    ok(r.startswith(b"HTTP/1.1 200") and b": ok" in r, "/events with a 9 KB head", r[:200])
+    s.close()
+    s, r = raw([b"GET /events/x HTTP/1.1\r\nHost: x\r\n\r\n"], b"not found")
+    ok(r.startswith(b"HTTP/1.1 404"), "/events/x 404", r)
+    s.close()
+    time.sleep(0.3)
+    streams = [sse_open(port) for _ in range(10)]
+    ok(all(sse_read_until(x, b": ok\n\n").startswith(b"HTTP/1.1 200") for x in streams), "10 streams again")
+    s, r = raw([b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n"], b"(10)\n")
+    ok(r.startswith(b"HTTP/1.1 429") and r.endswith(b"too many SSE connections from 127.0.0.1 (10)\n")
+       and b"content-length: 45" in r.lower(), "11th stream 429 (raw)", r)
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    r = sse_read_until(s, b"\r\n\r\nok")
+    ok(r.startswith(b"HTTP/1.1 200") and r.endswith(b"ok"), "the next request after a 429 on the same connection", r)
+    s.close()
+    s, r = raw([b"GET /events HTTP/1.0\r\n\r\n"], b"(10)\n")
+    ok(r.startswith(b"HTTP/1.1 429") and b"connection: close" in r.lower(), "HTTP/1.0 429 closes", r)
+    ok(closed(s, 10), "... the connection")
+    s.close()
+    for x in streams:
+        x.close()
+    # A head that never ends is closed at the request deadline (10 s).
+    s, _ = raw([b"GET /events HTTP/1.1\r\nHost: x\r\n"], b"never")
+    ok(closed(s, 40), "an /events head that never ends is closed")
+    s.close()
+    time.sleep(0.3)
+    st, _, body = req(port, "GET", "/metrics")
+    ok(b"goop_rendezvous_subscribers 0" in body, "no subscriber left", body)
+
+
 def main():
     d = os.path.join(TMP, "rdv")
     port = free_port()
@@ -555,6 +629,7 @@ def main():
     s4 = sse_open(port)
     ok(sse_read_until(s4, b": ok\n\n").startswith(b"HTTP/1.1 200"), "a slot is free again after the clients left")
     s4.close()
+    events_heads(port)
 
     # Validation texts.
     cases = [
