@@ -92,15 +92,18 @@ forget() { # forget PID: drop it from PIDS
 stop_pid() { # stop_pid PID: SIGTERM, up to 10 s, then SIGKILL; returns its exit status
   local p=$1 rc
   forget "$p"
-  is_child "$p" || return 0
-  kill -TERM "$p" 2>/dev/null
-  for _ in $(seq 1 100); do
-    kill -0 "$p" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "$p" 2>/dev/null
+  if is_child "$p"; then
+    kill -TERM "$p" 2>/dev/null
+    for _ in $(seq 1 100); do
+      kill -0 "$p" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL "$p" 2>/dev/null
+  fi
+  # also the status of a process that ended on its own (bash keeps it); 127: none known
   wait "$p" 2>/dev/null
   rc=$?
+  [ $rc = 127 ] && rc=0
   return $rc
 }
 lab_down() { # kill what runs in the current lab's namespaces, then delete them
