@@ -730,6 +730,20 @@ def main():
     ok(st == 429, "only the hop next to the trusted proxy counts (spoofed left entry ignored)", st)
     st, _, _ = publish(port, {"type": "update", "peerId": "xff-direct"})
     ok(st == 204, "the proxy's own address has a bucket of its own (fresh after the reload)", st)
+    # ... and for /events subscribers: 10 per forwarded client, the proxy itself still gets streams.
+    fwd = []
+    for i in range(11):
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(b"GET /events HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 198.51.100.7, 203.0.113.9\r\n\r\n")
+        fwd.append((s, sse_read_until(s, b": ok\n\n" if i < 10 else b"(10)\n")))
+    ok(all(r.startswith(b"HTTP/1.1 200") for _, r in fwd[:10]), "trusted proxy: 10 /events streams of one client")
+    ok(fwd[10][1].startswith(b"HTTP/1.1 429") and fwd[10][1].endswith(b"too many SSE connections from 203.0.113.9 (10)\n"),
+       "the 11th stream of the forwarded client 429", fwd[10][1])
+    s = sse_open(port)
+    ok(sse_read_until(s, b": ok\n\n").startswith(b"HTTP/1.1 200"), "the proxy's own /events stream is not limited by them")
+    s.close()
+    for s, _ in fwd:
+        s.close()
     m = req(port, "GET", "/metrics")[2].decode()
     ok("goop_relay_" not in m, "no relay counters without a relay")
     st, _, body = req(port, "GET", "/relay")
