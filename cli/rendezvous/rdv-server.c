@@ -3,6 +3,7 @@
  */
 #include "rdv-server.h"
 #include "../common/html.h"
+#include "rdv-head.h"
 #include "rdv-templates.h"
 
 #include "internal.h"
@@ -622,86 +623,8 @@ static void sse_flush(struct rdv_server *s) {
   }
 }
 
-/* A case-insensitive header name match at |line| ("Name:"); returns the trimmed value or NULL. */
-static const char *hdr_value(const char *line, const char *end, const char *name, size_t *vlen) {
-  size_t nl = strlen(name);
-  if ((size_t)(end - line) <= nl || strncasecmp(line, name, nl) != 0 || line[nl] != ':')
-    return NULL;
-  const char *v = line + nl + 1;
-  while (v < end && (*v == ' ' || *v == '\t'))
-    v++;
-  const char *e = end;
-  while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
-    e--;
-  *vlen = (size_t)(e - v);
-  return v;
-}
-
-static bool has_token(const char *v, size_t len, const char *tok) {
-  size_t tl = strlen(tok);
-  for (size_t i = 0; i + tl <= len; i++)
-    if (strncasecmp(v + i, tok, tl) == 0 && (i == 0 || v[i - 1] == ',' || v[i - 1] == ' ') &&
-        (i + tl == len || v[i + tl] == ',' || v[i + tl] == ' '))
-      return true;
-  return false;
-}
-
-struct events_req {
-  bool http10, close;
-  const char *xff;
-  size_t xff_len;
-};
-
-/* A head (request line and headers, |len| bytes ending in CRLF CRLF) that this
- * file answers itself: GET /events[?query] HTTP/1.0 or 1.1, well-formed header
- * lines, no body. Anything else is MHD's. */
-static bool parse_events_head(const char *h, size_t len, struct events_req *r) {
-  memset(r, 0, sizeof(*r));
-  const char *end = h + len - 2; /* the final CRLF */
-  const char *eol = memchr(h, '\r', len);
-  if (!eol || eol[1] != '\n')
-    return false;
-  const char *p = h + 11; /* past "GET /events" */
-  if (*p == '?')
-    while (p < eol && *p != ' ')
-      if ((unsigned char)*p++ <= 0x20)
-        return false;
-  if (eol - p != 9 || *p != ' ' || memcmp(p + 1, "HTTP/1.", 7) != 0 || (p[8] != '0' && p[8] != '1'))
-    return false;
-  r->http10 = p[8] == '0';
-  r->close = r->http10;
-  for (const char *line = eol + 2; line < end;) {
-    const char *le = memchr(line, '\r', (size_t)(end - line));
-    if (!le || le[1] != '\n' || le == line)
-      return false;
-    const char *colon = memchr(line, ':', (size_t)(le - line));
-    if (!colon || colon == line)
-      return false;
-    for (const char *c = line; c < colon; c++)
-      if ((unsigned char)*c <= 0x20 || (unsigned char)*c >= 0x7f)
-        return false;
-    for (const char *c = colon; c < le; c++)
-      if (((unsigned char)*c < 0x20 && *c != '\t') || (unsigned char)*c == 0x7f)
-        return false;
-    size_t vl;
-    const char *v;
-    if ((v = hdr_value(line, le, "Content-Length", &vl)) && !(vl == 1 && *v == '0'))
-      return false;
-    if (hdr_value(line, le, "Transfer-Encoding", &vl) || hdr_value(line, le, "Expect", &vl))
-      return false;
-    if ((v = hdr_value(line, le, "Connection", &vl)) && has_token(v, vl, "close"))
-      r->close = true;
-    if (!r->xff && (v = hdr_value(line, le, "X-Forwarded-For", &vl))) {
-      r->xff = v;
-      r->xff_len = vl;
-    }
-    line = le + 2;
-  }
-  return true;
-}
-
 /* Start serving GET /events on |p|'s socket; the head (|hlen| bytes) is still unread. */
-static void events_serve(struct pend *p, size_t hlen, const struct events_req *r) {
+static void events_serve(struct pend *p, size_t hlen, const struct rdv_events_req *r) {
   struct rdv_server *s = p->s;
   char raw[INET6_ADDRSTRLEN], ip[64], xff[4097]; /* goop__rdv_client_ip() reads 4096 */
   raw_ip((const struct sockaddr *)&p->addr, p->addrlen, raw, sizeof(raw));
@@ -769,8 +692,6 @@ static void events_serve(struct pend *p, size_t hlen, const struct events_req *r
 
 /* Look at what |p| has sent so far: wait for more, serve /events or hand it to MHD. */
 static void pend_try(struct pend *p) {
-  static const char want[] = "GET /events";
-  const size_t wl = sizeof(want) - 1;
   char *buf = p->s->scratch;
   ssize_t n = recv(p->fd, buf, HEAD_PEEK_MAX, MSG_PEEK | MSG_DONTWAIT);
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
@@ -779,28 +700,17 @@ static void pend_try(struct pend *p) {
     pend_free(p, true);
     return;
   }
-  size_t len = (size_t)n;
-  if (memcmp(buf, want, len < wl ? len : wl) != 0 || (len > wl && buf[wl] != ' ' && buf[wl] != '?')) {
+  size_t hlen;
+  struct rdv_events_req r;
+  switch (rdv_head_classify(buf, (size_t)n, HEAD_PEEK_MAX, &hlen, &r)) {
+  case RDV_HEAD_WAIT:
+    return;
+  case RDV_HEAD_EVENTS:
+    events_serve(p, hlen, &r);
+    return;
+  default:
     pend_handoff(p, true);
-    return;
   }
-  const char *e = NULL;
-  for (size_t i = 3; i < len && !e; i++)
-    if (buf[i] == '\n' && buf[i - 1] == '\r' && buf[i - 2] == '\n' && buf[i - 3] == '\r')
-      e = buf + i + 1;
-  if (!e) {
-    if (len >= HEAD_PEEK_MAX)
-      pend_handoff(p, true); /* MHD answers an oversize head */
-    return;
-  }
-  size_t hlen = (size_t)(e - buf);
-  struct events_req r;
-  /* Bytes after the head (a body, a pipelined request) or anything unusual: MHD's. */
-  if (hlen != len || !parse_events_head(buf, hlen, &r)) {
-    pend_handoff(p, true);
-    return;
-  }
-  events_serve(p, hlen, &r);
 }
 
 static void on_pend_read(evutil_socket_t fd, short what, void *arg) {
