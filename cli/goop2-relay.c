@@ -65,6 +65,13 @@ static void relay_limits(const goop_config *cfg, struct goop_relay_limits *l) {
   l->max_circuits_per_peer = (uint32_t)goop_config_get_int(cfg, "presence.relay_max_circuits_per_peer");
 }
 
+/* Connections the relay host may hold: every reservation holder plus both ends of every circuit. */
+static uint64_t relay_conn_limit(const goop_config *cfg) {
+  uint64_t n = (uint64_t)goop_config_get_int(cfg, "presence.relay_max_reservations") +
+               2 * (uint64_t)goop_config_get_int(cfg, "presence.relay_max_circuits") + 64;
+  return n > 1000000 ? 1000000 : n;
+}
+
 static void on_stop(evutil_socket_t sig, short what, void *arg) {
   (void)what;
   struct app *a = arg;
@@ -280,6 +287,8 @@ int main(int argc, char **argv) {
   goop_host_config *hc = NULL;
   if (goop_host_config_new(&hc) == 0)
     (void)goop_host_config_set_agent(hc, "goop2-relay/" GOOP_VERSION_STRING);
+  if (hc)
+    (void)goop_host_config_set(hc, GOOP_HOST_MAX_CONNS, relay_conn_limit(cfg));
   rc = goop_host_new(a.ctx, id, hc, &a.host);
   goop_host_config_free(hc);
   if (rc != 0) {

@@ -163,6 +163,13 @@ static void build_relay_addrs(struct rdv_host *h, const char *external_url, int 
     add_relay_addr(h, a);
 }
 
+/* Connections the relay host may hold: every reservation holder plus both ends of every circuit. */
+static uint64_t relay_conn_limit(const goop_config *cfg) {
+  uint64_t n = (uint64_t)goop_config_get_int(cfg, "presence.relay_max_reservations") +
+               2 * (uint64_t)goop_config_get_int(cfg, "presence.relay_max_circuits") + 64;
+  return n > 1000000 ? 1000000 : n;
+}
+
 static int start_relay(struct rdv_host *h, const goop_config *cfg, char *err, size_t errlen) {
   int port = (int)geti(cfg, "presence.relay_port");
   char *path = goop_config_resolve_path(cfg, "presence.relay_key_file");
@@ -182,6 +189,8 @@ static int start_relay(struct rdv_host *h, const goop_config *cfg, char *err, si
   goop_host_config *hc = NULL;
   if (goop_host_config_new(&hc) == 0)
     (void)goop_host_config_set_agent(hc, "goop2-relay/" GOOP_VERSION_STRING);
+  if (hc)
+    (void)goop_host_config_set(hc, GOOP_HOST_MAX_CONNS, relay_conn_limit(cfg));
   rc = goop_host_new(h->ctx, id, hc, &h->relay_host);
   goop_host_config_free(hc);
   goop_identity_free(id);

@@ -578,7 +578,8 @@ static void dial_timeout_cb(evutil_socket_t fd, short what, void *arg) {
   struct goop__dial *d = arg;
   goop_host *h = d->host;
   goop__host_enter(h);
-  dial_finish(d, GOOP_ETIMEDOUT, NULL);
+  /* A relay's refusal (limits) says more than the timeout of the other attempts. */
+  dial_finish(d, d->last_err == GOOP_ELIMIT ? GOOP_ELIMIT : GOOP_ETIMEDOUT, NULL);
   goop__host_leave(h);
 }
 
@@ -601,8 +602,9 @@ static void attempt_failed(struct goop__attempt *a, int err) {
   if (a->conn)
     a->conn->dial = NULL;
   free(a);
-  /* Prefer the most telling error: identity and protocol failures over refusals. */
-  if (!d->last_err || err == GOOP_EPEERID || (d->last_err == GOOP_ECONNREFUSED && err != GOOP_ECANCELED))
+  /* Prefer the most telling error: identity failures, then a relay's refusal (limits), over refusals. */
+  if (!d->last_err || err == GOOP_EPEERID || (err == GOOP_ELIMIT && d->last_err != GOOP_EPEERID) ||
+      (d->last_err == GOOP_ECONNREFUSED && err != GOOP_ECANCELED))
     d->last_err = err;
   if (!d->attempts && dial_start_circuits(d) == 0)
     dial_finish(d, d->last_err ? d->last_err : GOOP_ECONNREFUSED, NULL);
