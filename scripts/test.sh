@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one command that runs every test CI runs:
 #   1. a -Dwerror=true build (-Wall -Wextra) running the unit, meta, fuzz-regress,
-#      integration and interop suites;
+#      integration, interop and browser suites, then the NAT lab (suite nat);
 #   2. an ASan/UBSan build running the unit, fuzz-regress and integration suites
 #      (halt on the first error);
 #   3. the clang-format check.
@@ -37,6 +37,8 @@ step "setup werror build" bash -c "rm -rf $B && meson setup $B -Dwerror=true -Db
 step "build werror" ninja -C $B
 step "tests (werror build)" meson test -C $B --print-errorlogs --num-processes 2 \
   --suite unit --suite meta --suite fuzz-regress --suite integration --suite interop --suite browser
+# The NAT lab (network namespaces, nftables NAT routers, needs root; skipped otherwise) on its own.
+step "NAT lab (werror build)" meson test -C $B --print-errorlogs --num-processes 1 --suite nat
 
 A=build-asan
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
