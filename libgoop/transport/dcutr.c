@@ -18,9 +18,10 @@
  * DCUTR. A dialled B through a relay; B holds the inbound relayed connection.
  * After identify on it, B opens /libp2p/dcutr and sends CONNECT{B's
  * addresses}; A answers CONNECT{A's addresses}; B measures the round trip,
- * sends SYNC, waits (a whole rtt, see punch_on_msg()) and dials; A dials as
- * soon as SYNC arrives. Both dial
- * from their listen port, so the two SYNs cross and the NATs let them through
+ * sends SYNC, waits (a whole rtt, see punch_on_msg()) and dials; A dials
+ * right after sending its CONNECT (the spec: when SYNC arrives; see
+ * punch_on_msg() for why earlier) and again at SYNC if that dial failed
+ * meanwhile. Both dial from their listen port, so the two SYNs cross and the NATs let them through
  * (TCP simultaneous open), or one side's SYN lands on the other's listener.
  * Roles after the punch, whatever the socket direction: A is the mss and
  * Noise initiator and yamux client, B the responder and server. The role
@@ -518,6 +519,32 @@ static void dial_done(goop_host *h, int status, goop_conn *c, void *ud) {
     set_timer_ms(p->timer, DCUTR_LINGER_MS); /* an accepted socket may still come */
 }
 
+/* Start our dial to the peer's punch addresses (none: the peer's dial may
+ * still land on our listener). Returns 0 if it runs. */
+static int punch_start_dial(struct punch *p) {
+  goop_host *h = p->dc->h;
+  if (p->n_addrs == 0)
+    return GOOP_ENOADDR;
+  const uint8_t *mas[GOOP_RELAY_MAX_ADDRS];
+  for (size_t i = 0; i < p->n_addrs; i++)
+    mas[i] = p->addrs[i];
+  struct ptok *t = ptok_new(p);
+  if (!t)
+    return GOOP_ENOMEM;
+  /* A (the stream receiver) is the client, B the server. */
+  int rc = goop__host_dial_punch(h, &p->peer, mas, p->addr_lens, p->n_addrs, !p->is_b, DCUTR_DIAL_TIMEOUT_MS,
+                                 dial_done, t);
+  if (rc) {
+    free(t);
+    goop__log_debug(h->ctx, "hole punch %s %s: %s", p->is_b ? "to" : "from", p->peer_str, goop_strerror(rc));
+    return rc;
+  }
+  p->dialling = true;
+  return 0;
+}
+
+/* The attempt window: our dial (unless the one started at CONNECT still runs)
+ * and sockets accepted from the peer's addresses. */
 static void punch_dial(struct punch *p) {
   goop_host *h = p->dc->h;
   p->state = P_DIALLING;
@@ -527,24 +554,8 @@ static void punch_dial(struct punch *p) {
     event_active(p->dc->done_ev, 0, 0);
     return;
   }
-  if (p->n_addrs == 0)
-    return; /* nothing to dial: the peer's dial may still land on our listener */
-  const uint8_t *mas[GOOP_RELAY_MAX_ADDRS];
-  for (size_t i = 0; i < p->n_addrs; i++)
-    mas[i] = p->addrs[i];
-  struct ptok *t = ptok_new(p);
-  if (!t)
-    return;
-  /* A (the stream receiver) is the client, B the server. */
-  int rc = goop__host_dial_punch(h, &p->peer, mas, p->addr_lens, p->n_addrs, !p->is_b, DCUTR_DIAL_TIMEOUT_MS,
-                                 dial_done, t);
-  if (rc) {
-    free(t);
-    goop__log_debug(h->ctx, "hole punch to %s: %s", p->peer_str, goop_strerror(rc));
+  if (!p->dialling && p->n_addrs && punch_start_dial(p) != 0)
     set_timer_ms(p->timer, DCUTR_LINGER_MS);
-    return;
-  }
-  p->dialling = true;
 }
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg) {
@@ -644,6 +655,22 @@ static int punch_on_msg(struct punch *p, const goop_holepunch_msg *m) {
       if (rc)
         return rc;
       p->state = P_WAIT_SYNC;
+      /* The spec has A dial when SYNC arrives. We dial now, before our CONNECT
+       * has even left: our SYN then crosses our NAT before B can know our
+       * addresses, so B's SYN always finds our NAT tracking this flow with our
+       * live socket behind it. Dialled at SYNC, our SYN may come after B's
+       * (SYNC takes the relay, B's SYN the short path, and a round trip
+       * measured on a quiet path says little on a busy host); if our NAT
+       * still tracks an earlier dial of ours to B's address (made before the
+       * relayed connection came up, its socket long closed), it forwards B's
+       * SYN to our listener, the SYN-ACK from there does not fit the flow the
+       * NAT tracks and is dropped, and the half-open socket in the listener
+       * takes the 4-tuple: our own dial then fails with "address not
+       * available" and every retry meets the same wedge for a minute. An early
+       * SYN costs nothing: B's NAT drops it (or B's listener accepts it), and
+       * our socket keeps trying until B's SYN comes. If this dial fails
+       * before SYNC, SYNC starts another. */
+      (void)punch_start_dial(p);
       return 0;
     }
     p->rtt = goop__now_us() - p->t_connect;
