@@ -21,8 +21,9 @@
  * sends SYNC, waits (a whole rtt, see punch_on_msg()) and dials; A dials
  * right after sending its CONNECT (the spec: when SYNC arrives; see
  * punch_on_msg() for why earlier) and again at SYNC if that dial failed
- * meanwhile. Both dial from their listen port, so the two SYNs cross and the NATs let them through
- * (TCP simultaneous open), or one side's SYN lands on the other's listener.
+ * meanwhile. Both dial from their listen port, so the two SYNs cross and the
+ * NATs let them through (TCP simultaneous open), or one side's SYN lands on
+ * the other's listener.
  * Roles after the punch, whatever the socket direction: A is the mss and
  * Noise initiator and yamux client, B the responder and server. The role
  * holds on the sockets we dial and on sockets accepted from the peer's punch
