@@ -2,7 +2,7 @@
  * goop2-relay: a circuit relay v2 for Goop² peers behind NAT, configured from
  * a directory holding its goop.json (created with defaults if missing).
  */
-#include "common/relay-metrics.h"
+#include "common/relay-cli.h"
 #include "viewer/mhd-libevent.h"
 
 #include <arpa/inet.h>
@@ -54,24 +54,6 @@ static void log_stderr(enum goop_log_level level, const char *msg, void *ud) {
   fprintf(stderr, "goop2-relay: %s: %s\n", names[level <= GOOP_LOG_DEBUG ? level : GOOP_LOG_DEBUG], msg);
 }
 
-static void relay_limits(const goop_config *cfg, struct goop_relay_limits *l) {
-  goop_relay_limits_default(l);
-  l->circuit_duration_s = (uint32_t)goop_config_get_int(cfg, "presence.relay_circuit_seconds");
-  l->circuit_bytes = (uint64_t)goop_config_get_int(cfg, "presence.relay_circuit_bytes");
-  l->reservation_ttl_s = (uint32_t)goop_config_get_int(cfg, "presence.relay_reservation_seconds");
-  l->max_reservations = (uint32_t)goop_config_get_int(cfg, "presence.relay_max_reservations");
-  l->max_reservations_per_ip = (uint32_t)goop_config_get_int(cfg, "presence.relay_max_reservations_per_ip");
-  l->max_circuits = (uint32_t)goop_config_get_int(cfg, "presence.relay_max_circuits");
-  l->max_circuits_per_peer = (uint32_t)goop_config_get_int(cfg, "presence.relay_max_circuits_per_peer");
-}
-
-/* Connections the relay host may hold: every reservation holder plus both ends of every circuit. */
-static uint64_t relay_conn_limit(const goop_config *cfg) {
-  uint64_t n = (uint64_t)goop_config_get_int(cfg, "presence.relay_max_reservations") +
-               2 * (uint64_t)goop_config_get_int(cfg, "presence.relay_max_circuits") + 64;
-  return n > 1000000 ? 1000000 : n;
-}
-
 static void on_stop(evutil_socket_t sig, short what, void *arg) {
   (void)what;
   struct app *a = arg;
@@ -90,7 +72,7 @@ static void on_hup(evutil_socket_t sig, short what, void *arg) {
     return;
   }
   struct goop_relay_limits l;
-  relay_limits(cfg, &l);
+  relay_limits_from_config(cfg, &l);
   goop_config_free(cfg);
   if (goop_relay_set_limits(a->relay, &l) == 0)
     fprintf(stderr, "goop2-relay: limits reloaded\n");
@@ -261,7 +243,6 @@ int main(int argc, char **argv) {
                : DEFAULT_PORT;
   signal(SIGPIPE, SIG_IGN);
   int ret = 1;
-  goop_identity *id = NULL;
   struct event *term = NULL, *intr = NULL, *hup = NULL;
   a.base = event_base_new();
   if (!a.base || goop_ctx_new(a.base, &a.ctx) != 0) {
@@ -276,45 +257,14 @@ int main(int argc, char **argv) {
     fprintf(stderr, "Error: cannot install signal handlers\n");
     goto out;
   }
-  char *key = goop_config_resolve_path(cfg, "presence.relay_key_file");
   bool created = false;
-  int rc = key ? goop_identity_load_or_create(key, &id, &created, err, sizeof(err)) : GOOP_ENOMEM;
-  if (rc != 0) {
-    fprintf(stderr, "Error: %s\n", key ? err : "out of memory");
-    free(key);
+  if (relay_start(a.ctx, cfg, port, &a.host, &a.relay, &created, err, sizeof(err)) != 0) {
+    fprintf(stderr, "Error: %s\n", err);
     goto out;
   }
-  goop_host_config *hc = NULL;
-  if (goop_host_config_new(&hc) == 0)
-    (void)goop_host_config_set_agent(hc, "goop2-relay/" GOOP_VERSION_STRING);
-  if (hc)
-    (void)goop_host_config_set(hc, GOOP_HOST_MAX_CONNS, relay_conn_limit(cfg));
-  rc = goop_host_new(a.ctx, id, hc, &a.host);
-  goop_host_config_free(hc);
-  if (rc != 0) {
-    fprintf(stderr, "Error: cannot create the host: %s\n", goop_strerror(rc));
-    free(key);
-    goto out;
-  }
-  char ma[64];
-  snprintf(ma, sizeof(ma), "/ip4/0.0.0.0/tcp/%d", port);
-  rc = goop_host_listen(a.host, ma);
-  if (rc != 0) {
-    fprintf(stderr, "Error: cannot listen on TCP port %d: %s\n", port, goop_strerror(rc));
-    free(key);
-    goto out;
-  }
-  snprintf(ma, sizeof(ma), "/ip6/::/tcp/%d", port);
-  if (goop_host_listen(a.host, ma) != 0) /* IPv6 is optional */
-    fprintf(stderr, "goop2-relay: no IPv6 listener on port %d\n", port);
   struct goop_relay_limits lim;
-  relay_limits(cfg, &lim);
-  rc = goop_relay_new(a.host, &lim, &a.relay);
-  if (rc != 0) {
-    fprintf(stderr, "Error: cannot start the relay: %s\n", goop_strerror(rc));
-    free(key);
-    goto out;
-  }
+  relay_limits_from_config(cfg, &lim);
+  char *key = goop_config_resolve_path(cfg, "presence.relay_key_file");
   if (metrics) {
     int fd = metrics_socket(metrics, err, sizeof(err));
     if (fd < 0) {
@@ -328,7 +278,8 @@ int main(int argc, char **argv) {
     a.mhd_ev = a.mhd ? mhd_ev_new(a.base, a.mhd) : NULL;
     if (!a.mhd_ev) {
       fprintf(stderr, "Error: cannot start the metrics server\n");
-      close(fd);
+      if (!a.mhd) /* otherwise the daemon owns and closes it */
+        close(fd);
       free(key);
       goto out;
     }
@@ -338,7 +289,7 @@ int main(int argc, char **argv) {
   char pidtxt[128];
   (void)goop_peer_id_to_string(&pid, pidtxt, sizeof(pidtxt));
   printf("Goop\xc2\xb2 relay\n");
-  printf("  Key file:  %s%s\n", key, created ? " (new identity generated)" : "");
+  printf("  Key file:  %s%s\n", key ? key : "?", created ? " (new identity generated)" : "");
   printf("  Peer ID:   %s\n", pidtxt);
   printf("  Limits:    %u s / %llu bytes per circuit, %u circuits, %u reservations\n", lim.circuit_duration_s,
          (unsigned long long)lim.circuit_bytes, lim.max_circuits, lim.max_reservations);
@@ -359,7 +310,6 @@ out:
   if (a.relay)
     goop_relay_free(a.relay);
   goop_host_free(a.host);
-  goop_identity_free(id);
   if (term)
     event_free(term);
   if (intr)

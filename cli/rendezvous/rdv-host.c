@@ -5,12 +5,10 @@
 #include "rdv-server.h"
 #include "rdv-templates.h"
 
+#include "../common/relay-cli.h"
 #include <arpa/inet.h>
 #include <event2/event.h>
-#ifdef GOOP_CLI_HAVE_RELAY
-#include "../common/relay-metrics.h"
 #include <goop/relay.h>
-#endif
 #include <netdb.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -25,11 +23,7 @@ struct rdv_host {
   goop_ctx *ctx;
   struct rdv_server *srv;
   goop_host *relay_host;
-#ifdef GOOP_CLI_HAVE_RELAY
   goop_relay *relay;
-#else
-  void *relay;
-#endif
   char relay_id[128];
   char *relay_addrs[RELAY_MAX_ADDRS];
   size_t n_relay_addrs;
@@ -73,18 +67,6 @@ static void free_relay_addrs(struct rdv_host *h) {
   for (size_t i = 0; i < h->n_relay_addrs; i++)
     free(h->relay_addrs[i]);
   h->n_relay_addrs = 0;
-}
-
-#ifdef GOOP_CLI_HAVE_RELAY
-static void relay_limits(const goop_config *cfg, struct goop_relay_limits *l) {
-  goop_relay_limits_default(l);
-  l->circuit_duration_s = (uint32_t)geti(cfg, "presence.relay_circuit_seconds");
-  l->circuit_bytes = (uint64_t)geti(cfg, "presence.relay_circuit_bytes");
-  l->reservation_ttl_s = (uint32_t)geti(cfg, "presence.relay_reservation_seconds");
-  l->max_reservations = (uint32_t)geti(cfg, "presence.relay_max_reservations");
-  l->max_reservations_per_ip = (uint32_t)geti(cfg, "presence.relay_max_reservations_per_ip");
-  l->max_circuits = (uint32_t)geti(cfg, "presence.relay_max_circuits");
-  l->max_circuits_per_peer = (uint32_t)geti(cfg, "presence.relay_max_circuits_per_peer");
 }
 
 static void metrics_hook(goop_buf *out, void *ud) {
@@ -163,74 +145,20 @@ static void build_relay_addrs(struct rdv_host *h, const char *external_url, int 
     add_relay_addr(h, a);
 }
 
-/* Connections the relay host may hold: every reservation holder plus both ends of every circuit. */
-static uint64_t relay_conn_limit(const goop_config *cfg) {
-  uint64_t n = (uint64_t)goop_config_get_int(cfg, "presence.relay_max_reservations") +
-               2 * (uint64_t)goop_config_get_int(cfg, "presence.relay_max_circuits") + 64;
-  return n > 1000000 ? 1000000 : n;
-}
-
 static int start_relay(struct rdv_host *h, const goop_config *cfg, char *err, size_t errlen) {
   int port = (int)geti(cfg, "presence.relay_port");
-  char *path = goop_config_resolve_path(cfg, "presence.relay_key_file");
-  if (!path) {
-    snprintf(err, errlen, "relay: out of memory");
-    return -1;
-  }
-  goop_identity *id = NULL;
-  bool created = false;
-  char kerr[512];
-  int rc = goop_identity_load_or_create(path, &id, &created, kerr, sizeof(kerr));
-  free(path);
-  if (rc != 0) {
-    snprintf(err, errlen, "relay: %s", kerr);
-    return -1;
-  }
-  goop_host_config *hc = NULL;
-  if (goop_host_config_new(&hc) == 0)
-    (void)goop_host_config_set_agent(hc, "goop2-relay/" GOOP_VERSION_STRING);
-  if (hc)
-    (void)goop_host_config_set(hc, GOOP_HOST_MAX_CONNS, relay_conn_limit(cfg));
-  rc = goop_host_new(h->ctx, id, hc, &h->relay_host);
-  goop_host_config_free(hc);
-  goop_identity_free(id);
-  if (rc != 0) {
-    snprintf(err, errlen, "relay: cannot create the host: %s", goop_strerror(rc));
+  bool created;
+  if (relay_start(h->ctx, cfg, port, &h->relay_host, &h->relay, &created, err, errlen) != 0) {
+    size_t n = strlen(err);
+    snprintf(err + n, errlen > n ? errlen - n : 0, " (presence.relay_port)");
     return -1;
   }
   goop_peer_id pid;
   goop_host_peer_id(h->relay_host, &pid);
   (void)goop_peer_id_to_string(&pid, h->relay_id, sizeof(h->relay_id));
-  char ma[64];
-  snprintf(ma, sizeof(ma), "/ip4/0.0.0.0/tcp/%d", port);
-  rc = goop_host_listen(h->relay_host, ma);
-  if (rc != 0) {
-    snprintf(err, errlen, "relay: cannot listen on TCP port %d: %s (presence.relay_port)", port,
-             goop_strerror(rc));
-    return -1;
-  }
-  snprintf(ma, sizeof(ma), "/ip6/::/tcp/%d", port);
-  if (goop_host_listen(h->relay_host, ma) != 0) /* IPv6 is optional */
-    fprintf(stderr, "relay: no IPv6 listener on port %d\n", port);
-  struct goop_relay_limits l;
-  relay_limits(cfg, &l);
-  rc = goop_relay_new(h->relay_host, &l, &h->relay);
-  if (rc != 0) {
-    snprintf(err, errlen, "relay: %s", goop_strerror(rc));
-    return -1;
-  }
   build_relay_addrs(h, goop_config_get_string(cfg, "presence.external_url"), port);
   return 0;
 }
-
-#else
-static int start_relay(struct rdv_host *h, const goop_config *cfg, char *err, size_t errlen) {
-  (void)h;
-  (void)cfg;
-  snprintf(err, errlen, "presence.relay_port: this build has no relay");
-  return -1;
-}
-#endif
 
 static void free_opts(struct opts_store *st) {
   free(st->proxies);
@@ -282,9 +210,7 @@ static int load_opts(struct rdv_host *h, const goop_config *cfg, struct opts_sto
     o->relay_addrs = (const char *const *)h->relay_addrs;
     o->n_relay_addrs = h->n_relay_addrs;
   }
-#ifdef GOOP_CLI_HAVE_RELAY
   o->metrics_hook = metrics_hook;
-#endif
   o->metrics_ud = h;
   if (rdv_templates_config_dirs(cfg, &st->tdirs, &st->n_tdirs) != 0) {
     snprintf(err, errlen, "out of memory");
@@ -329,15 +255,13 @@ int rdv_host_start(goop_ctx *ctx, const goop_config *cfg, struct rdv_host **ret,
 }
 
 void rdv_host_reload(struct rdv_host *h, const goop_config *cfg) {
-#ifdef GOOP_CLI_HAVE_RELAY
   if (h->relay) {
     struct goop_relay_limits l;
-    relay_limits(cfg, &l);
+    relay_limits_from_config(cfg, &l);
     (void)goop_relay_set_limits(h->relay, &l);
     build_relay_addrs(h, goop_config_get_string(cfg, "presence.external_url"),
                       (int)geti(cfg, "presence.relay_port"));
   }
-#endif
   struct opts_store st;
   char err[512];
   if (load_opts(h, cfg, &st, err, sizeof(err)) != 0) {
@@ -356,10 +280,8 @@ void rdv_host_free(struct rdv_host *h) {
   if (!h)
     return;
   rdv_server_free(h->srv);
-#ifdef GOOP_CLI_HAVE_RELAY
   if (h->relay)
     goop_relay_free(h->relay);
-#endif
   goop_host_free(h->relay_host);
   free_relay_addrs(h);
   free(h);

@@ -412,6 +412,11 @@ def relay_server():
     ok(b"/tcp/%d/p2p/12D3KooW" % lport in out, "goop2-relay prints its dialable addresses", out[-300:])
     r = subprocess.run([RELAY, "-dir", rd, "-port", "70000"], capture_output=True, timeout=10)
     ok(r.returncode == 1 and b"invalid port" in r.stderr, "goop2-relay: bad port → exit 1")
+    for bad, why in (("nonsense", b"wants HOST:PORT"), ("127.0.0.1:0", b"bad port"),
+                     ("relay.example:9101", b"not an IP address")):
+        r = subprocess.run([RELAY, "-dir", rd, "-port", str(free_port()), "-metrics", bad], capture_output=True,
+                           timeout=10)
+        ok(r.returncode == 1 and why in r.stderr, "goop2-relay -metrics %s: error, exit 1" % bad, r.stderr[-200:])
     r = subprocess.run([RELAY], capture_output=True, timeout=10)
     ok(r.returncode == 1 and b"requires directory" in r.stderr, "goop2-relay: no directory → usage, exit 1")
 
