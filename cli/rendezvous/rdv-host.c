@@ -2,6 +2,7 @@
  * The rendezvous server and its optional relay, configured from goop.json.
  */
 #include "rdv-host.h"
+#include "internal.h"
 #include "rdv-server.h"
 #include "rdv-templates.h"
 
@@ -39,22 +40,14 @@ struct opts_store {
   size_t n_tdirs;
 };
 
-/* mkdir -p of the directory holding |path| (peers.db's "data/" is usually new). */
+/* mkdir -p of the directory holding |path| (peers.db's "data/" is usually new); the
+ * server reports a directory it still cannot use when it opens the database. */
 static void make_parent(const char *path) {
   char *tmp = strdup(path);
-  if (!tmp)
-    return;
-  char *slash = strrchr(tmp, '/');
+  char *slash = tmp ? strrchr(tmp, '/') : NULL;
   if (slash && slash != tmp) {
     *slash = '\0';
-    for (char *p = tmp + 1; *p; p++) {
-      if (*p == '/') {
-        *p = '\0';
-        mkdir(tmp, 0700);
-        *p = '/';
-      }
-    }
-    mkdir(tmp, 0700);
+    (void)goop__mkdir_p(tmp, 0700);
   }
   free(tmp);
 }
