@@ -368,22 +368,10 @@ static void on_relay_info(int status, const char *peer_id, const char *const *ad
   (void)ud;
   goop_peer_id rid;
   if (status == 0 && goop_peer_id_from_string(peer_id, &rid) == 0) {
-    /* The reservation dials these; a trailing /p2p/<relay> is implied. */
-    char buf[RDV_RELAY_MAX_ADDRS][RDV_RELAY_MAX_ADDR_LEN];
-    const char *list[RDV_RELAY_MAX_ADDRS];
-    size_t k = 0;
-    for (size_t i = 0; i < n && k < RDV_RELAY_MAX_ADDRS; i++) {
-      snprintf(buf[k], sizeof(buf[k]), "%s", addrs[i]);
-      char *p2p = strstr(buf[k], "/p2p/");
-      if (p2p)
-        *p2p = '\0';
-      list[k] = buf[k];
-      k++;
-    }
     snprintf(relay_id, sizeof(relay_id), "%s", peer_id);
-    int rc = goop_host_reserve(rdv_wan_host, &rid, list, k, on_reservation, NULL, &relay_rsv);
+    int rc = goop_host_reserve(rdv_wan_host, &rid, addrs, n, on_reservation, NULL, &relay_rsv);
     if (rc == 0) {
-      printf("  Relay:     %s (%zu addresses)\n", peer_id, k);
+      printf("  Relay:     %s (%zu addresses)\n", peer_id, n);
       fflush(stdout);
       relay_backoff_s = RELAY_RETRY_MIN_S;
       return;

@@ -84,13 +84,18 @@ typedef void (*goop_reservation_cb)(goop_host *host, goop_reservation *r, int st
 
 /**
  * Keep a reservation on relay |relay| reachable at |addrs| (multiaddr text,
- * added to the peerstore): connect, RESERVE, refresh before expiry, and after
+ * with or without a trailing "/p2p/<relay>"; copied and added to the
+ * peerstore): connect, RESERVE, refresh before expiry, and after
  * a failure or a lost connection try again with backoff (1 s doubling to
  * 60 s, with jitter). While active, the circuit addresses
  * ".../p2p/<relay>/p2p-circuit" are listed by goop_host_announce_addr() and
  * in identify. Addresses that do not parse or name another peer are skipped
- * (logged). |cb| may be NULL; it may call goop_reservation_free(). Returns 0,
- * GOOP_EINVAL (also when none of |addrs| is usable) or GOOP_ENOMEM. Since: 0.1
+ * (logged). |cb| may be NULL; it may call goop_reservation_free(). On success
+ * *|ret| belongs to the caller until goop_reservation_free() (which may come
+ * before or after goop_host_free()). Returns 0, GOOP_EINVAL (also when none
+ * of |addrs| is usable), GOOP_ECANCELED (the host is being freed) or
+ * GOOP_ENOMEM; *|ret| is untouched on failure.
+ * Since: 0.1
  */
 GOOP_API int goop_host_reserve(goop_host *host, const goop_peer_id *relay, const char *const *addrs,
                                size_t n_addrs, goop_reservation_cb cb, void *user_data,
@@ -99,7 +104,7 @@ GOOP_API int goop_host_reserve(goop_host *host, const goop_peer_id *relay, const
 GOOP_API bool goop_reservation_active(const goop_reservation *r);
 /** Expiry (unix seconds) of the current slot, 0 if none. Since: 0.1 */
 GOOP_API uint64_t goop_reservation_expire(const goop_reservation *r);
-/** Stop keeping the reservation and free it. Since: 0.1 */
+/** Stop keeping the reservation and free it. NULL is a no-op. Since: 0.1 */
 GOOP_API void goop_reservation_free(goop_reservation *r);
 
 /* ---- relayed connections ------------------------------------------------------------ */
